@@ -1,0 +1,4 @@
+//! The WinRE domain for winre: reading NTFS, FAT and registry hives inside a disk image, locating
+//! WinRE, its version and the free space of its volume.
+
+#![forbid(unsafe_code)]

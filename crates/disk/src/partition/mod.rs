@@ -1,0 +1,1 @@
+//! Partition tables: GPT (our own validating reader) and MBR.

@@ -1,0 +1,5 @@
+//! One module per subcommand.
+
+pub mod disk;
+pub mod verify;
+pub mod wim;
