@@ -42,3 +42,24 @@ pub trait ChunkDecoder: Send {
     /// Fails unless the data decodes to exactly `output.len()` bytes.
     fn decompress(&mut self, input: &[u8], output: &mut [u8]) -> Result<(), DecodeError>;
 }
+
+/// The compression formats of WIM resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Stored as is.
+    None,
+    /// XPRESS (LZ77 + Huffman).
+    Xpress,
+    /// LZX, WIM variant.
+    Lzx,
+    /// LZMS.
+    Lzms,
+}
+
+/// A decoder for `compression`, able to produce chunks of up to `max_chunk_size` bytes.
+/// `Compression::None` has no decoder (chunks are copied) and is refused here.
+pub fn new_decoder(compression: Compression, max_chunk_size: usize) -> crate::Result<Box<dyn ChunkDecoder>> {
+    let _ = max_chunk_size;
+    Err(crate::Error::Unsupported(format!("{compression:?} decompression (not yet implemented)")))
+}
