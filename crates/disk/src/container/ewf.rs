@@ -648,6 +648,24 @@ fn read_table(
             )
         })
         .collect();
+    let first_chunk = state.chunks.len();
+    // Every entry on its own first, so the message names the entry that is wrong rather than
+    // the one before it, whose size it bounds.
+    for (i, &(offset, _)) in offsets.iter().enumerate() {
+        if offset >= file.len() {
+            return Err(Error::corrupt(
+                format!(
+                    "{what}: entry {i} (chunk {})",
+                    first_chunk.saturating_add(i)
+                ),
+                entries_at.saturating_add((i as u64).saturating_mul(4)),
+                format!(
+                    "points to offset {offset}, past the end of the file ({} bytes)",
+                    file.len()
+                ),
+            ));
+        }
+    }
     let max_stored = geometry
         .chunk_bytes
         .saturating_mul(2)
@@ -666,16 +684,6 @@ fn read_table(
             },
         };
         let entry_what = || format!("{what}: entry {i} (chunk {chunk_index})");
-        if offset >= file.len() {
-            return Err(Error::corrupt(
-                entry_what(),
-                entry_offset,
-                format!(
-                    "points to offset {offset}, past the end of the file ({} bytes)",
-                    file.len()
-                ),
-            ));
-        }
         if end <= offset || end > file.len() {
             return Err(Error::corrupt(
                 entry_what(),
