@@ -9,14 +9,16 @@ use winre_readat::{FileReader, ReadAt};
 
 use crate::{Error, Result};
 
-mod cache;
 mod crc32c;
+pub mod ewf;
 mod guid;
+mod lru_cache;
 mod mapped;
 pub mod qcow2;
 pub mod raw;
 pub mod vhd;
 pub mod vhdx;
+pub mod vmdk;
 
 /// The container formats winre reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -86,21 +88,24 @@ pub struct OpenOptions {
 /// detected by magic). Formats this build does not read fail with [`Error::Unsupported`].
 pub fn open(path: &Path, options: &OpenOptions) -> Result<Disk> {
     let file = FileReader::open(path)?;
-    open_reader(Arc::new(file), options)
+    match detect(&file)? {
+        // Their extents and segments are separate files, found next to this one.
+        Format::Vmdk => vmdk::open(path, options),
+        Format::Ewf => ewf::open(path, options),
+        _ => open_reader(Arc::new(file), options),
+    }
 }
 
 /// Like [`open`], over any byte source (a file wrapped in a read counter, a buffer in a test).
+/// VMDK and E01 are refused here: they may span several files, so they open by path.
 pub fn open_reader(file: Arc<dyn ReadAt>, options: &OpenOptions) -> Result<Disk> {
     match detect(file.as_ref())? {
         Format::Raw => Ok(raw::from_reader(file)),
         Format::Vhd => vhd::open(file, options),
         Format::Vhdx => vhdx::open(file, options),
         Format::Qcow2 => qcow2::open(file, options),
-        Format::Vmdk => Err(Error::Unsupported(
-            "VMDK containers are not read by this build".into(),
-        )),
-        Format::Ewf => Err(Error::Unsupported(
-            "E01 (EWF) containers are not read by this build".into(),
+        Format::Vmdk | Format::Ewf => Err(Error::Unsupported(
+            "VMDK and E01 images open by path only (container::open)".into(),
         )),
     }
 }
@@ -111,9 +116,6 @@ pub fn open_reader(file: Arc<dyn ReadAt>, options: &OpenOptions) -> Result<Disk>
 // Disk Format 5.0" (sparse header magic, descriptor), libewf documentation (EVF signature).
 const VHDX_MAGIC: &[u8] = b"vhdxfile";
 const QCOW2_MAGIC: &[u8] = b"QFI\xfb";
-const VMDK_SPARSE_MAGIC: &[u8] = b"KDMV";
-const VMDK_DESCRIPTOR_MAGIC: &[u8] = b"# Disk DescriptorFile";
-const EWF_MAGIC: &[u8] = b"EVF\x09\x0d\x0a\xff\x00";
 /// The VHD footer's cookie: in the last 512 bytes, and also in the first 512 of a dynamic VHD.
 pub(crate) const VHD_COOKIE: &[u8] = b"conectix";
 
@@ -132,10 +134,10 @@ pub fn detect(file: &dyn ReadAt) -> Result<Format> {
     if starts(QCOW2_MAGIC) {
         return Ok(Format::Qcow2);
     }
-    if starts(VMDK_SPARSE_MAGIC) || starts(VMDK_DESCRIPTOR_MAGIC) {
+    if starts(&vmdk::SPARSE_MAGIC) || starts(vmdk::DESCRIPTOR_SIGNATURE) {
         return Ok(Format::Vmdk);
     }
-    if starts(EWF_MAGIC) {
+    if starts(ewf::SIGNATURE) {
         return Ok(Format::Ewf);
     }
     // The footer copy at the start only exists in dynamic and differencing VHDs; a truncated

@@ -20,7 +20,7 @@ use winre_readat::ReadAt;
 use zerocopy::big_endian::{U32, U64};
 use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
 
-use super::cache::LruCache;
+use super::lru_cache::LruCache;
 use super::mapped::{MappedReader, Mapper, Mapping, Run};
 use super::{ContainerInfo, Disk, Format, OpenOptions};
 use crate::{Error, Result};
@@ -408,7 +408,7 @@ impl ClusterMap {
                 format!("L2 table at offset {l2_at} (0x{l2_at:x}) is unaligned or ends past the end of the file ({file_len} bytes)"),
             ));
         }
-        let table = self.l2_tables.get_or_load(l2_at, || {
+        let table = self.l2_tables.get_or_load(l2_at, || -> Result<Vec<u64>> {
             let mut raw = vec![0u8; usize::try_from(cluster).unwrap_or(0)];
             self.file.read_exact_at(l2_at, &mut raw)?;
             Ok(raw
@@ -561,7 +561,7 @@ impl Mapper for ClusterMap {
         if skip == 0 && buf.len() == cluster {
             return self.inflate(entry, buf);
         }
-        let data = self.inflated.get_or_load(entry, || {
+        let data = self.inflated.get_or_load(entry, || -> Result<Vec<u8>> {
             let mut out = vec![0u8; cluster];
             self.inflate(entry, &mut out)?;
             Ok(out)

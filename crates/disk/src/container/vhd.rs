@@ -20,7 +20,7 @@ use winre_readat::{ReadAt, Slice};
 use zerocopy::big_endian::{U32, U64};
 use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
 
-use super::cache::LruCache;
+use super::lru_cache::LruCache;
 use super::mapped::{MappedReader, Mapper, Mapping, Run};
 use super::{ContainerInfo, Disk, Format, OpenOptions, VHD_COOKIE};
 use crate::{Error, Result};
@@ -519,7 +519,7 @@ impl BlockMap {
     }
 
     fn bitmap(&self, at: u64) -> Result<Arc<Bitmap>> {
-        self.bitmaps.get_or_load(at, || {
+        self.bitmaps.get_or_load(at, || -> Result<_> {
             let mut bits = vec![0u8; usize::try_from(self.disk.bitmap_bytes).unwrap_or(0)];
             self.file.read_exact_at(at, &mut bits)?;
             let sectors = self.disk.block_bytes / SECTOR_BYTES;

@@ -20,9 +20,9 @@ use winre_readat::ReadAt;
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
 
-use super::cache::LruCache;
 use super::crc32c::crc32c;
 use super::guid::Guid;
+use super::lru_cache::LruCache;
 use super::mapped::{MappedReader, Mapper, Mapping, Run};
 use super::{ContainerInfo, Disk, Format, OpenOptions};
 use crate::{Error, Result};
@@ -787,7 +787,7 @@ impl BlockMap {
                 ),
             ));
         }
-        self.bitmaps.get_or_load(at, || {
+        self.bitmaps.get_or_load(at, || -> Result<_> {
             let mut bits = vec![0u8; usize::try_from(bytes_per_block).unwrap_or(0)];
             self.file.read_exact_at(at, &mut bits)?;
             Ok(bits)
