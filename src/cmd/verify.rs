@@ -27,7 +27,8 @@ pub struct VerifyArgs {
 
 /// Exit codes: 0 intact, 1 corruption found, 2 the file cannot be checked at all.
 pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
-    let reader = FileReader::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?;
+    let reader = FileReader::open(&args.file)
+        .with_context(|| format!("cannot open {}", args.file.display()))?;
     let mut builder = rayon::ThreadPoolBuilder::new();
     if let Some(n) = args.threads {
         anyhow::ensure!(n >= 1, "--threads must be at least 1");
@@ -58,7 +59,11 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     } else {
         emit(&render_report(&report))?;
     }
-    Ok(if report.intact { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.intact {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn render_report(r: &VerifyReport) -> String {
@@ -71,11 +76,27 @@ fn render_report(r: &VerifyReport) -> String {
             if let Some(e) = &i.table_error {
                 let _ = writeln!(out, "Integrity table:  UNREADABLE: {e}");
             } else if i.failures.is_empty() {
-                let _ = writeln!(out, "Integrity table:  OK ({} windows of {} bytes)", i.chunk_count, i.chunk_size_bytes);
+                let _ = writeln!(
+                    out,
+                    "Integrity table:  OK ({} windows of {} bytes)",
+                    i.chunk_count, i.chunk_size_bytes
+                );
             } else {
-                let _ = writeln!(out, "Integrity table:  {} of {} windows FAILED", i.failures.len(), i.chunk_count);
+                let _ = writeln!(
+                    out,
+                    "Integrity table:  {} of {} windows FAILED",
+                    i.failures.len(),
+                    i.chunk_count
+                );
                 for f in &i.failures {
-                    let _ = writeln!(out, "  window {} (bytes {}..{}): {}", f.chunk, f.offset, f.offset.saturating_add(f.len), f.detail);
+                    let _ = writeln!(
+                        out,
+                        "  window {} (bytes {}..{}): {}",
+                        f.chunk,
+                        f.offset,
+                        f.offset.saturating_add(f.len),
+                        f.detail
+                    );
                 }
             }
         }
@@ -83,20 +104,43 @@ fn render_report(r: &VerifyReport) -> String {
     if let Some(e) = &r.structure_error {
         let _ = writeln!(out, "Structure:        UNREADABLE: {e}");
     }
-    let _ = writeln!(out, "Blobs checked:    {} ({} bytes uncompressed)", r.blobs_checked, r.bytes_checked);
+    let _ = writeln!(
+        out,
+        "Blobs checked:    {} ({} bytes uncompressed)",
+        r.blobs_checked, r.bytes_checked
+    );
     for f in &r.failures {
         let what = match &f.problem {
             BlobProblem::HashMismatch { actual } => format!("SHA-1 mismatch (got {actual})"),
-            BlobProblem::DecodeError { chunk, offset, detail } => format!("decode error in chunk {chunk} at offset {offset}: {detail}"),
+            BlobProblem::DecodeError {
+                chunk,
+                offset,
+                detail,
+            } => format!("decode error in chunk {chunk} at offset {offset}: {detail}"),
             BlobProblem::BadLayout { detail } => format!("bad layout: {detail}"),
             BlobProblem::ReadError { detail } => format!("read error: {detail}"),
         };
-        let meta = f.metadata_of_image.map(|i| format!(" (metadata of image {i})")).unwrap_or_default();
-        let _ = writeln!(out, "FAILED blob {} at offset {}{meta}: {what}", f.sha1, f.offset);
+        let meta = f
+            .metadata_of_image
+            .map(|i| format!(" (metadata of image {i})"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "FAILED blob {} at offset {}{meta}: {what}",
+            f.sha1, f.offset
+        );
         if !f.integrity_chunks.is_empty() {
-            let _ = writeln!(out, "  overlaps failed integrity windows {:?}", f.integrity_chunks);
+            let _ = writeln!(
+                out,
+                "  overlaps failed integrity windows {:?}",
+                f.integrity_chunks
+            );
         }
     }
-    let _ = writeln!(out, "Result:           {}", if r.intact { "intact" } else { "CORRUPT" });
+    let _ = writeln!(
+        out,
+        "Result:           {}",
+        if r.intact { "intact" } else { "CORRUPT" }
+    );
     out
 }

@@ -27,8 +27,10 @@ pub enum WimCommand {
 pub fn run(command: &WimCommand) -> anyhow::Result<ExitCode> {
     match command {
         WimCommand::Info { file, json } => {
-            let reader = FileReader::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-            let wim = Wim::open(reader).with_context(|| format!("cannot read {}", file.display()))?;
+            let reader = FileReader::open(file)
+                .with_context(|| format!("cannot open {}", file.display()))?;
+            let wim =
+                Wim::open(reader).with_context(|| format!("cannot read {}", file.display()))?;
             let info = WimInfo::new(&wim);
             if *json {
                 emit(&serde_json::to_string_pretty(&info)?)?;
@@ -50,14 +52,38 @@ fn render_info(info: &WimInfo) -> String {
     let _ = writeln!(out, "File size:        {} bytes", info.file_size_bytes);
     let _ = writeln!(out, "Version:          0x{:x}", h.version);
     let _ = writeln!(out, "GUID:             {}", h.guid);
-    let _ = writeln!(out, "Flags:            0x{:x} ({})", h.flags, h.flag_names.join(", "));
-    let _ = writeln!(out, "Compression:      {}", serde_json::to_value(h.compression).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default());
+    let _ = writeln!(
+        out,
+        "Flags:            0x{:x} ({})",
+        h.flags,
+        h.flag_names.join(", ")
+    );
+    let _ = writeln!(
+        out,
+        "Compression:      {}",
+        serde_json::to_value(h.compression)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    );
     let _ = writeln!(out, "Chunk size:       {} bytes", h.chunk_size_bytes);
     let _ = writeln!(out, "Part:             {}/{}", h.part_number, h.total_parts);
     let _ = writeln!(out, "Images:           {}", h.image_count);
     let _ = writeln!(out, "Boot index:       {}", h.boot_index);
-    let _ = writeln!(out, "Integrity table:  {}", if info.has_integrity_table { "yes" } else { "no" });
-    let _ = writeln!(out, "Blobs:            {} ({} table entries)", info.blob_count, info.blob_table_entries);
+    let _ = writeln!(
+        out,
+        "Integrity table:  {}",
+        if info.has_integrity_table {
+            "yes"
+        } else {
+            "no"
+        }
+    );
+    let _ = writeln!(
+        out,
+        "Blobs:            {} ({} table entries)",
+        info.blob_count, info.blob_table_entries
+    );
     if info.has_solid_resources {
         let _ = writeln!(out, "Solid resources:  yes (not readable by this version)");
     }
@@ -73,7 +99,12 @@ fn render_info(info: &WimInfo) -> String {
 fn render_image(out: &mut String, image: &ImageInfo) {
     let x = &image.xml;
     let _ = writeln!(out);
-    let _ = writeln!(out, "Image {}{}", x.index, if image.bootable { " (bootable)" } else { "" });
+    let _ = writeln!(
+        out,
+        "Image {}{}",
+        x.index,
+        if image.bootable { " (bootable)" } else { "" }
+    );
     let _ = writeln!(out, "  Name:           {}", opt(&x.name));
     let _ = writeln!(out, "  Description:    {}", opt(&x.description));
     if let Some(flags) = &x.flags {
@@ -82,8 +113,18 @@ fn render_image(out: &mut String, image: &ImageInfo) {
     let _ = writeln!(out, "  Directories:    {}", opt(&x.dir_count));
     let _ = writeln!(out, "  Files:          {}", opt(&x.file_count));
     let _ = writeln!(out, "  Total bytes:    {}", opt(&x.total_bytes));
-    let _ = writeln!(out, "  Created:        {}", x.creation_time.as_ref().map_or("-", |t| t.utc.as_str()));
-    let _ = writeln!(out, "  Modified:       {}", x.last_modification_time.as_ref().map_or("-", |t| t.utc.as_str()));
+    let _ = writeln!(
+        out,
+        "  Created:        {}",
+        x.creation_time.as_ref().map_or("-", |t| t.utc.as_str())
+    );
+    let _ = writeln!(
+        out,
+        "  Modified:       {}",
+        x.last_modification_time
+            .as_ref()
+            .map_or("-", |t| t.utc.as_str())
+    );
     if let Some(w) = &x.windows {
         let _ = writeln!(out, "  Architecture:   {} ({})", w.arch_name, opt(&w.arch));
         for (label, value) in [
@@ -105,7 +146,11 @@ fn render_image(out: &mut String, image: &ImageInfo) {
     }
     let _ = writeln!(out, "  Version:        {}", opt(&x.version));
     if let Some(m) = &image.metadata {
-        let _ = writeln!(out, "  Metadata:       {} bytes at offset {} (SHA-1 {})", m.reshdr.original_size, m.reshdr.offset, m.sha1);
+        let _ = writeln!(
+            out,
+            "  Metadata:       {} bytes at offset {} (SHA-1 {})",
+            m.reshdr.original_size, m.reshdr.offset, m.sha1
+        );
     }
 }
 

@@ -98,10 +98,16 @@ impl BlobTable {
             Error::corrupt(
                 "blob table",
                 table_offset,
-                format!("size {} is not a multiple of the {ENTRY_SIZE}-byte entry size", bytes.len()),
+                format!(
+                    "size {} is not a multiple of the {ENTRY_SIZE}-byte entry size",
+                    bytes.len()
+                ),
             )
         })?;
-        let mut table = BlobTable { entry_count: entries.len(), ..Self::default() };
+        let mut table = BlobTable {
+            entry_count: entries.len(),
+            ..Self::default()
+        };
         let mut seen = HashSet::new();
         let (mut empty, mut duplicates, mut other_part) = (0usize, 0usize, 0usize);
         for (table_index, disk) in entries.iter().enumerate() {
@@ -155,7 +161,10 @@ impl BlobTable {
                     return Err(Error::corrupt(
                         what(),
                         entry_offset,
-                        format!("metadata resource with reference count {}, expected 1", entry.ref_count),
+                        format!(
+                            "metadata resource with reference count {}, expected 1",
+                            entry.ref_count
+                        ),
                     ));
                 }
                 if reshdr.is_solid() {
@@ -164,8 +173,13 @@ impl BlobTable {
                         what()
                     )));
                 }
-                if u64::try_from(table.metadata.len()).unwrap_or(u64::MAX) >= u64::from(header.image_count) {
-                    table.warnings.push(format!("{}: more metadata resources than images; ignored", what()));
+                if u64::try_from(table.metadata.len()).unwrap_or(u64::MAX)
+                    >= u64::from(header.image_count)
+                {
+                    table.warnings.push(format!(
+                        "{}: more metadata resources than images; ignored",
+                        what()
+                    ));
                     continue;
                 }
                 table.metadata.push(entry);
@@ -176,13 +190,19 @@ impl BlobTable {
             table.blobs.push(entry);
         }
         if empty > 0 {
-            table.warnings.push(format!("{empty} empty or zero-hash blob table entries ignored"));
+            table.warnings.push(format!(
+                "{empty} empty or zero-hash blob table entries ignored"
+            ));
         }
         if duplicates > 0 {
-            table.warnings.push(format!("{duplicates} duplicate blob table entries ignored"));
+            table
+                .warnings
+                .push(format!("{duplicates} duplicate blob table entries ignored"));
         }
         if other_part > 0 {
-            table.warnings.push(format!("{other_part} entries for other parts of a split WIM ignored"));
+            table.warnings.push(format!(
+                "{other_part} entries for other parts of a split WIM ignored"
+            ));
         }
         Ok(table)
     }

@@ -170,23 +170,40 @@ impl TryFrom<&HeaderDisk> for Header {
     fn try_from(disk: &HeaderDisk) -> Result<Self> {
         let corrupt = |offset: u64, detail: String| Error::corrupt("WIM header", offset, detail);
         if disk.magic == PIPABLE_MAGIC {
-            return Err(Error::Unsupported("pipable WIM (\"WLPWM\" magic, written by wimlib --pipable)".into()));
+            return Err(Error::Unsupported(
+                "pipable WIM (\"WLPWM\" magic, written by wimlib --pipable)".into(),
+            ));
         }
         if disk.magic != WIM_MAGIC {
-            return Err(corrupt(0, format!("bad magic {:02x?}, expected \"MSWIM\\0\\0\\0\": not a WIM file", disk.magic)));
+            return Err(corrupt(
+                0,
+                format!(
+                    "bad magic {:02x?}, expected \"MSWIM\\0\\0\\0\": not a WIM file",
+                    disk.magic
+                ),
+            ));
         }
         let header_size = disk.header_size.get();
         if u64::from(header_size) != HEADER_SIZE {
-            return Err(corrupt(0x8, format!("header size {header_size}, expected {HEADER_SIZE}")));
+            return Err(corrupt(
+                0x8,
+                format!("header size {header_size}, expected {HEADER_SIZE}"),
+            ));
         }
         let version = disk.version.get();
         if version != VERSION_DEFAULT && version != VERSION_SOLID {
-            return Err(corrupt(0xC, format!("unknown version 0x{version:x}, expected 0x10d00 or 0xe00")));
+            return Err(corrupt(
+                0xC,
+                format!("unknown version 0x{version:x}, expected 0x10d00 or 0xe00"),
+            ));
         }
         let part_number = disk.part_number.get();
         let total_parts = disk.total_parts.get();
         if total_parts == 0 || part_number == 0 || part_number > total_parts {
-            return Err(corrupt(0x28, format!("invalid part number {part_number} of {total_parts}")));
+            return Err(corrupt(
+                0x28,
+                format!("invalid part number {part_number} of {total_parts}"),
+            ));
         }
         if total_parts != 1 {
             return Err(Error::Unsupported(format!(
@@ -195,7 +212,10 @@ impl TryFrom<&HeaderDisk> for Header {
         }
         let image_count = disk.image_count.get();
         if image_count > MAX_IMAGES {
-            return Err(corrupt(0x2C, format!("image count {image_count} exceeds the limit of {MAX_IMAGES}")));
+            return Err(corrupt(
+                0x2C,
+                format!("image count {image_count} exceeds the limit of {MAX_IMAGES}"),
+            ));
         }
         let flags = HeaderFlags(disk.flags.get());
         // wimlib's order: LZX wins over XPRESS, XPRESS over LZMS.
@@ -208,7 +228,13 @@ impl TryFrom<&HeaderDisk> for Header {
         } else if flags.has(HeaderFlags::COMPRESS_LZMS) {
             Compression::Lzms
         } else {
-            return Err(corrupt(0x10, format!("flags 0x{:x} say compressed but name no compression type", flags.0)));
+            return Err(corrupt(
+                0x10,
+                format!(
+                    "flags 0x{:x} say compressed but name no compression type",
+                    flags.0
+                ),
+            ));
         };
         let chunk_size_bytes = disk.chunk_size.get();
         let (min, max) = chunk_size_range(compression);
@@ -233,7 +259,11 @@ impl TryFrom<&HeaderDisk> for Header {
             blob_table: ResourceHeader::from(&disk.blob_table),
             xml: ResourceHeader::from(&disk.xml),
             boot_metadata: ResourceHeader::from(&disk.boot_metadata),
-            boot_index: if boot_index > image_count { 0 } else { boot_index },
+            boot_index: if boot_index > image_count {
+                0
+            } else {
+                boot_index
+            },
             integrity: (!integrity.is_empty()).then_some(integrity),
         })
     }
@@ -243,7 +273,14 @@ impl Header {
     /// Parses the first 208 bytes of `bytes`.
     pub fn parse(bytes: &[u8]) -> Result<Self> {
         let (disk, _) = HeaderDisk::read_from_prefix(bytes).map_err(|_| {
-            Error::corrupt("WIM header", 0, format!("file holds {} bytes, a header needs {HEADER_SIZE}", bytes.len()))
+            Error::corrupt(
+                "WIM header",
+                0,
+                format!(
+                    "file holds {} bytes, a header needs {HEADER_SIZE}",
+                    bytes.len()
+                ),
+            )
         })?;
         Self::try_from(&disk)
     }
@@ -265,7 +302,11 @@ impl Header {
         for (what, reshdr) in parts {
             reshdr.check_within(what, file_len)?;
             if reshdr.offset < HEADER_SIZE {
-                return Err(Error::corrupt(what, reshdr.offset, "resource overlaps the WIM header"));
+                return Err(Error::corrupt(
+                    what,
+                    reshdr.offset,
+                    "resource overlaps the WIM header",
+                ));
             }
         }
         Ok(())
@@ -332,7 +373,11 @@ impl From<&Header> for HeaderSummary {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 mod tests {
     use super::*;
 
@@ -370,11 +415,18 @@ mod tests {
         assert!(matches!(Header::parse(&b), Err(Error::Unsupported(m)) if m.contains("split")));
         let mut b = minimal();
         b[0x2C..0x30].copy_from_slice(&70000u32.to_le_bytes());
-        assert!(matches!(Header::parse(&b), Err(Error::Corrupt { offset: 0x2C, .. })));
+        assert!(matches!(
+            Header::parse(&b),
+            Err(Error::Corrupt { offset: 0x2C, .. })
+        ));
         let mut b = minimal();
-        b[0x10..0x14].copy_from_slice(&(HeaderFlags::COMPRESSION | HeaderFlags::COMPRESS_LZX).to_le_bytes());
+        b[0x10..0x14]
+            .copy_from_slice(&(HeaderFlags::COMPRESSION | HeaderFlags::COMPRESS_LZX).to_le_bytes());
         b[0x14..0x18].copy_from_slice(&4096u32.to_le_bytes());
-        assert!(matches!(Header::parse(&b), Err(Error::Corrupt { offset: 0x14, .. })));
+        assert!(matches!(
+            Header::parse(&b),
+            Err(Error::Corrupt { offset: 0x14, .. })
+        ));
         assert!(Header::parse(&b[..100]).is_err());
     }
 }

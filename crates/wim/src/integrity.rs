@@ -52,23 +52,42 @@ impl IntegrityTable {
     /// recorded size, entry count and window size do not agree with each other and with the
     /// span from the header to the end of the blob table.
     pub fn read<R: ReadAt + ?Sized>(reader: &R, header: &Header) -> Result<Option<Self>> {
-        let Some(reshdr) = header.integrity else { return Ok(None) };
+        let Some(reshdr) = header.integrity else {
+            return Ok(None);
+        };
         let what = "integrity table";
         let corrupt = |detail: String| Error::corrupt(what, reshdr.offset, detail);
         if reshdr.original_size < TABLE_HEADER_BYTES {
-            return Err(corrupt(format!("{} bytes, too small for its 12-byte header", reshdr.original_size)));
+            return Err(corrupt(format!(
+                "{} bytes, too small for its 12-byte header",
+                reshdr.original_size
+            )));
         }
-        let spec = ResourceSpec { reshdr, compression: header.compression, chunk_size_bytes: header.chunk_size_bytes };
+        let spec = ResourceSpec {
+            reshdr,
+            compression: header.compression,
+            chunk_size_bytes: header.chunk_size_bytes,
+        };
         let cap = MAX_INTEGRITY_TABLE_BYTES.min(reader.len());
         let bytes = read_to_vec(reader, &spec, cap, what)?;
-        let field = |at: usize| bytes.get(at..at.saturating_add(4)).and_then(|b| b.try_into().ok()).map_or(0, u32::from_le_bytes);
+        let field = |at: usize| {
+            bytes
+                .get(at..at.saturating_add(4))
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u32::from_le_bytes)
+        };
         let (size, entries, chunk_size) = (field(0), field(4), field(8));
         let end = header.blob_table.end("blob table")?;
         if end < HEADER_SIZE || end > reader.len() {
-            return Err(corrupt(format!("the covered span ends at {end}, outside {HEADER_SIZE}..={}", reader.len())));
+            return Err(corrupt(format!(
+                "the covered span ends at {end}, outside {HEADER_SIZE}..={}",
+                reader.len()
+            )));
         }
         let covered = end.saturating_sub(HEADER_SIZE);
-        let expected_size = u64::from(entries).saturating_mul(20).saturating_add(TABLE_HEADER_BYTES);
+        let expected_size = u64::from(entries)
+            .saturating_mul(20)
+            .saturating_add(TABLE_HEADER_BYTES);
         if u64::from(size) != reshdr.original_size || u64::from(size) != expected_size {
             return Err(corrupt(format!(
                 "size field {size}, resource size {}, and {entries} entries need {expected_size}",
@@ -90,7 +109,12 @@ impl IntegrityTable {
             .chunks_exact(20)
             .map(|c| Sha1Digest(c.try_into().unwrap_or([0; 20])))
             .collect();
-        Ok(Some(Self { chunk_size_bytes: chunk_size, digests, start: HEADER_SIZE, end }))
+        Ok(Some(Self {
+            chunk_size_bytes: chunk_size,
+            digests,
+            start: HEADER_SIZE,
+            end,
+        }))
     }
 
     /// Byte range (offset, length) of window `chunk`.
@@ -107,7 +131,11 @@ impl IntegrityTable {
 
     /// Hashes every window, in parallel on the current rayon pool, and returns the failures in
     /// order. `progress` is called with the number of bytes each finished window covered.
-    pub fn check<R: ReadAt + ?Sized>(&self, reader: &R, progress: &(dyn Fn(u64) + Sync)) -> Vec<IntegrityFailure> {
+    pub fn check<R: ReadAt + ?Sized>(
+        &self,
+        reader: &R,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Vec<IntegrityFailure> {
         let count = self.digests.len();
         let mut failures: Vec<IntegrityFailure> = (0..count)
             .into_par_iter()
@@ -120,10 +148,18 @@ impl IntegrityTable {
                     progress(len);
                     let detail = match result {
                         Ok(d) if Some(&d) == self.digests.get(i) => return None,
-                        Ok(d) => format!("SHA-1 mismatch: expected {}, got {d}", self.digests.get(i).copied().unwrap_or_default()),
+                        Ok(d) => format!(
+                            "SHA-1 mismatch: expected {}, got {d}",
+                            self.digests.get(i).copied().unwrap_or_default()
+                        ),
                         Err(e) => format!("read failed: {e}"),
                     };
-                    Some(IntegrityFailure { chunk, offset, len, detail })
+                    Some(IntegrityFailure {
+                        chunk,
+                        offset,
+                        len,
+                        detail,
+                    })
                 },
             )
             .flatten()
@@ -133,11 +169,18 @@ impl IntegrityTable {
     }
 }
 
-fn hash_range<R: ReadAt + ?Sized>(reader: &R, offset: u64, len: u64, buf: &mut [u8]) -> std::io::Result<Sha1Digest> {
+fn hash_range<R: ReadAt + ?Sized>(
+    reader: &R,
+    offset: u64,
+    len: u64,
+    buf: &mut [u8],
+) -> std::io::Result<Sha1Digest> {
     let mut hasher = sha1::Sha1::new();
     let mut done = 0u64;
     while done < len {
-        let n = usize::try_from(len.saturating_sub(done)).unwrap_or(usize::MAX).min(buf.len());
+        let n = usize::try_from(len.saturating_sub(done))
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
         let piece = buf.get_mut(..n).unwrap_or_default();
         reader.read_exact_at(offset.saturating_add(done), piece)?;
         hasher.update(&*piece);

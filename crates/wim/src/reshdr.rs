@@ -110,7 +110,11 @@ impl ResourceHeader {
     /// The offset just past the stored resource, or an error naming `what` on overflow.
     pub fn end(&self, what: &str) -> Result<u64> {
         self.offset.checked_add(self.size_in_wim).ok_or_else(|| {
-            Error::corrupt(what, self.offset, format!("offset + size {} overflows", self.size_in_wim))
+            Error::corrupt(
+                what,
+                self.offset,
+                format!("offset + size {} overflows", self.size_in_wim),
+            )
         })
     }
 
@@ -140,7 +144,11 @@ impl ResourceHeader {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 mod tests {
     use super::*;
 
@@ -151,7 +159,9 @@ mod tests {
         raw[7] = ResourceFlags::COMPRESSED | ResourceFlags::METADATA;
         raw[8..16].copy_from_slice(&0x1122u64.to_le_bytes());
         raw[16..24].copy_from_slice(&0x99u64.to_le_bytes());
-        let disk = ResourceHeaderDisk::read_from_bytes(&raw[..]).map_err(|_| ()).unwrap();
+        let disk = ResourceHeaderDisk::read_from_bytes(&raw[..])
+            .map_err(|_| ())
+            .unwrap();
         let h = ResourceHeader::from(&disk);
         assert_eq!(h.size_in_wim, 0x07_0605_0403_0201);
         assert_eq!(h.offset, 0x1122);

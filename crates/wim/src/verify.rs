@@ -134,10 +134,18 @@ pub struct VerifyOptions {
 /// header, or a feature not supported (split, pipable, solid, LZMS, or a codec not built in).
 /// Corruption anywhere else, including an unreadable blob table or XML, is reported in the
 /// [`VerifyReport`]. `progress` is called from worker threads.
-pub fn verify<R: ReadAt>(reader: R, options: VerifyOptions, progress: &(dyn Fn(Progress) + Sync)) -> Result<VerifyReport> {
+pub fn verify<R: ReadAt>(
+    reader: R,
+    options: VerifyOptions,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<VerifyReport> {
     let header = read_header(&reader)?;
     let file_size_bytes = reader.len();
-    let integrity_table = if options.skip_integrity { Ok(None) } else { IntegrityTable::read(&reader, &header) };
+    let integrity_table = if options.skip_integrity {
+        Ok(None)
+    } else {
+        IntegrityTable::read(&reader, &header)
+    };
     let opened = Wim::open_with_header(&reader, header.clone());
     if let Err(Error::Unsupported(m)) = &opened {
         return Err(Error::Unsupported(m.clone()));
@@ -147,9 +155,17 @@ pub fn verify<R: ReadAt>(reader: R, options: VerifyOptions, progress: &(dyn Fn(P
             return Err(Error::Unsupported("solid resources (WIM version 0xE00, e.g. ESD or --solid); verify cannot read them yet".into()));
         }
     }
-    let blobs: Vec<BlobEntry> = opened.as_ref().map(|w| w.blob_table().blobs.clone()).unwrap_or_default();
-    let pool = if header.compression != Compression::None && blobs.iter().any(|b| b.reshdr.is_compressed()) {
-        Some(DecoderPool::new(header.compression, usize::try_from(header.chunk_size_bytes).unwrap_or(usize::MAX))?)
+    let blobs: Vec<BlobEntry> = opened
+        .as_ref()
+        .map(|w| w.blob_table().blobs.clone())
+        .unwrap_or_default();
+    let pool = if header.compression != Compression::None
+        && blobs.iter().any(|b| b.reshdr.is_compressed())
+    {
+        Some(DecoderPool::new(
+            header.compression,
+            usize::try_from(header.chunk_size_bytes).unwrap_or(usize::MAX),
+        )?)
     } else {
         None
     };
@@ -158,11 +174,16 @@ pub fn verify<R: ReadAt>(reader: R, options: VerifyOptions, progress: &(dyn Fn(P
         Ok(Some(t)) => t.covered_bytes(),
         _ => 0,
     };
-    let total_bytes = blobs.iter().fold(integrity_bytes, |sum, b| sum.saturating_add(b.reshdr.size_in_wim));
+    let total_bytes = blobs.iter().fold(integrity_bytes, |sum, b| {
+        sum.saturating_add(b.reshdr.size_in_wim)
+    });
     let done = AtomicU64::new(0);
     let advance = |n: u64| {
         let done_bytes = done.fetch_add(n, Ordering::Relaxed).saturating_add(n);
-        progress(Progress { done_bytes, total_bytes });
+        progress(Progress {
+            done_bytes,
+            total_bytes,
+        });
     };
 
     let integrity = match integrity_table {
@@ -200,8 +221,12 @@ pub fn verify<R: ReadAt>(reader: R, options: VerifyOptions, progress: &(dyn Fn(P
         }
     }
     failures.sort_by_key(|f| f.offset);
-    let bytes_checked = blobs.iter().fold(0u64, |s, b| s.saturating_add(b.reshdr.original_size));
-    let integrity_ok = integrity.as_ref().is_none_or(|i| i.table_error.is_none() && i.failures.is_empty());
+    let bytes_checked = blobs
+        .iter()
+        .fold(0u64, |s, b| s.saturating_add(b.reshdr.original_size));
+    let integrity_ok = integrity
+        .as_ref()
+        .is_none_or(|i| i.table_error.is_none() && i.failures.is_empty());
     Ok(VerifyReport {
         file_size_bytes,
         intact: integrity_ok && structure_error.is_none() && failures.is_empty(),
@@ -215,11 +240,18 @@ pub fn verify<R: ReadAt>(reader: R, options: VerifyOptions, progress: &(dyn Fn(P
 
 fn is_large(spec: &ResourceSpec) -> bool {
     spec.reshdr.is_compressed()
-        && ChunkLayout::new(&spec.reshdr, spec.chunk_size_bytes).is_ok_and(|l| l.chunk_count >= LARGE_BLOB_CHUNKS)
+        && ChunkLayout::new(&spec.reshdr, spec.chunk_size_bytes)
+            .is_ok_and(|l| l.chunk_count >= LARGE_BLOB_CHUNKS)
 }
 
-fn check_blobs<R: ReadAt>(wim: &Wim<R>, blobs: &[BlobEntry], pool: Option<&DecoderPool>, advance: &(dyn Fn(u64) + Sync)) -> Vec<BlobFailure> {
-    let (large, small): (Vec<&BlobEntry>, Vec<&BlobEntry>) = blobs.iter().partition(|b| is_large(&wim.spec(b.reshdr)));
+fn check_blobs<R: ReadAt>(
+    wim: &Wim<R>,
+    blobs: &[BlobEntry],
+    pool: Option<&DecoderPool>,
+    advance: &(dyn Fn(u64) + Sync),
+) -> Vec<BlobFailure> {
+    let (large, small): (Vec<&BlobEntry>, Vec<&BlobEntry>) =
+        blobs.iter().partition(|b| is_large(&wim.spec(b.reshdr)));
     let mut failures: Vec<BlobFailure> = small
         .par_iter()
         .filter_map(|blob| {
@@ -235,7 +267,11 @@ fn check_blobs<R: ReadAt>(wim: &Wim<R>, blobs: &[BlobEntry], pool: Option<&Decod
         .collect();
     let threads = u64::try_from(rayon::current_num_threads()).unwrap_or(1);
     let chunk_size = u64::from(wim.header().chunk_size_bytes).max(1);
-    let batch = threads.saturating_mul(CHUNKS_PER_WORKER).min(BATCH_BYTES.checked_div(chunk_size).unwrap_or(1)).max(threads).max(1);
+    let batch = threads
+        .saturating_mul(CHUNKS_PER_WORKER)
+        .min(BATCH_BYTES.checked_div(chunk_size).unwrap_or(1))
+        .max(threads)
+        .max(1);
     for blob in large {
         let spec = wim.spec(blob.reshdr);
         let Some(pool) = pool else { continue };
@@ -244,22 +280,37 @@ fn check_blobs<R: ReadAt>(wim: &Wim<R>, blobs: &[BlobEntry], pool: Option<&Decod
         let total = blob.reshdr.original_size.max(1);
         let stored = blob.reshdr.size_in_wim;
         let mut reported = 0u64;
-        let result = resource::stream_parallel(wim.reader(), &spec, pool, usize::try_from(batch).unwrap_or(1), |bytes| {
-            hasher.update(bytes);
-            fed = fed.saturating_add(bytes.len() as u64);
-            // Report stored bytes in proportion to the uncompressed bytes hashed.
-            let now = u128::from(stored).saturating_mul(u128::from(fed)).checked_div(u128::from(total)).and_then(|n| u64::try_from(n).ok()).unwrap_or(stored);
-            advance(now.saturating_sub(reported));
-            reported = now;
-            Ok(())
-        });
+        let result = resource::stream_parallel(
+            wim.reader(),
+            &spec,
+            pool,
+            usize::try_from(batch).unwrap_or(1),
+            |bytes| {
+                hasher.update(bytes);
+                fed = fed.saturating_add(bytes.len() as u64);
+                // Report stored bytes in proportion to the uncompressed bytes hashed.
+                let now = u128::from(stored)
+                    .saturating_mul(u128::from(fed))
+                    .checked_div(u128::from(total))
+                    .and_then(|n| u64::try_from(n).ok())
+                    .unwrap_or(stored);
+                advance(now.saturating_sub(reported));
+                reported = now;
+                Ok(())
+            },
+        );
         advance(stored.saturating_sub(reported));
         failures.extend(judge(wim, blob, result, hasher));
     }
     failures
 }
 
-fn judge<R: ReadAt>(wim: &Wim<R>, blob: &BlobEntry, result: Result<(), Fault>, hasher: sha1::Sha1) -> Option<BlobFailure> {
+fn judge<R: ReadAt>(
+    wim: &Wim<R>,
+    blob: &BlobEntry,
+    result: Result<(), Fault>,
+    hasher: sha1::Sha1,
+) -> Option<BlobFailure> {
     let problem = match result {
         Ok(()) => {
             let actual = Sha1Digest(hasher.finalize().into());
@@ -268,9 +319,21 @@ fn judge<R: ReadAt>(wim: &Wim<R>, blob: &BlobEntry, result: Result<(), Fault>, h
             }
             BlobProblem::HashMismatch { actual }
         }
-        Err(Fault::Decode { chunk, offset, detail }) => BlobProblem::DecodeError { chunk, offset, detail },
-        Err(Fault::Layout(e)) => BlobProblem::BadLayout { detail: e.to_string() },
-        Err(Fault::Read(e)) | Err(Fault::Unsupported(e)) => BlobProblem::ReadError { detail: e.to_string() },
+        Err(Fault::Decode {
+            chunk,
+            offset,
+            detail,
+        }) => BlobProblem::DecodeError {
+            chunk,
+            offset,
+            detail,
+        },
+        Err(Fault::Layout(e)) => BlobProblem::BadLayout {
+            detail: e.to_string(),
+        },
+        Err(Fault::Read(e)) | Err(Fault::Unsupported(e)) => BlobProblem::ReadError {
+            detail: e.to_string(),
+        },
     };
     let metadata_of_image = wim
         .blob_table()

@@ -23,13 +23,22 @@ pub struct WindowsVersion {
 impl WindowsVersion {
     /// A version from its four parts.
     pub const fn new(major: u32, minor: u32, build: u32, spbuild: u32) -> Self {
-        Self { major, minor, build, spbuild }
+        Self {
+            major,
+            minor,
+            build,
+            spbuild,
+        }
     }
 }
 
 impl fmt::Display for WindowsVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}.{}.{}", self.major, self.minor, self.build, self.spbuild)
+        write!(
+            f,
+            "{}.{}.{}.{}",
+            self.major, self.minor, self.build, self.spbuild
+        )
     }
 }
 
@@ -59,7 +68,12 @@ impl FromStr for WindowsVersion {
             return Err(err());
         }
         let [major, minor, build, spbuild] = parts;
-        Ok(Self { major, minor, build, spbuild })
+        Ok(Self {
+            major,
+            minor,
+            build,
+            spbuild,
+        })
     }
 }
 
@@ -77,7 +91,11 @@ impl<'de> Deserialize<'de> for WindowsVersion {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 mod tests {
     use super::*;
 
@@ -86,17 +104,34 @@ mod tests {
         let v: WindowsVersion = "10.0.19041.5728".parse().unwrap();
         assert_eq!(v, WindowsVersion::new(10, 0, 19041, 5728));
         assert_eq!(v.to_string(), "10.0.19041.5728");
-        assert_eq!("10.0.22621".parse::<WindowsVersion>().unwrap(), WindowsVersion::new(10, 0, 22621, 0));
+        assert_eq!(
+            "10.0.22621".parse::<WindowsVersion>().unwrap(),
+            WindowsVersion::new(10, 0, 22621, 0)
+        );
         // Numeric, not lexicographic.
         let a: WindowsVersion = "10.0.19041.999".parse().unwrap();
         let b: WindowsVersion = "10.0.19041.1000".parse().unwrap();
         assert!(a < b);
         assert!(WindowsVersion::new(10, 0, 19045, 1) > WindowsVersion::new(10, 0, 19041, 9999));
         assert!(WindowsVersion::new(6, 3, 9600, 0) < WindowsVersion::new(10, 0, 0, 0));
-        for bad in ["", "10", "10.0", "10.0.x.1", "10..0.1", "10.0.1.2.3", "+1.0.0.0", " 10.0.0.0", "10.0.0.4294967296", "10.0.0.-1"] {
+        for bad in [
+            "",
+            "10",
+            "10.0",
+            "10.0.x.1",
+            "10..0.1",
+            "10.0.1.2.3",
+            "+1.0.0.0",
+            " 10.0.0.0",
+            "10.0.0.4294967296",
+            "10.0.0.-1",
+        ] {
             assert!(bad.parse::<WindowsVersion>().is_err(), "{bad:?}");
         }
         assert_eq!(serde_json::to_string(&v).unwrap(), "\"10.0.19041.5728\"");
-        assert_eq!(serde_json::from_str::<WindowsVersion>("\"10.0.19041.5728\"").unwrap(), v);
+        assert_eq!(
+            serde_json::from_str::<WindowsVersion>("\"10.0.19041.5728\"").unwrap(),
+            v
+        );
     }
 }

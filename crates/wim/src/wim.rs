@@ -14,7 +14,11 @@ use crate::{Error, Result};
 pub fn read_header<R: ReadAt + ?Sized>(reader: &R) -> Result<Header> {
     let len = reader.len();
     if len < HEADER_SIZE {
-        return Err(Error::corrupt("WIM header", 0, format!("file holds {len} bytes, a header needs {HEADER_SIZE}")));
+        return Err(Error::corrupt(
+            "WIM header",
+            0,
+            format!("file holds {len} bytes, a header needs {HEADER_SIZE}"),
+        ));
     }
     let mut buf = [0u8; HEADER_SIZE as usize];
     reader.read_exact_at(0, &mut buf)?;
@@ -46,22 +50,45 @@ impl<R: ReadAt> Wim<R> {
     pub fn open_with_header(reader: R, header: Header) -> Result<Self> {
         let file_len = reader.len();
         header.check_within(file_len)?;
-        let xml_bytes = read_to_vec(&reader, &Self::spec_of(&header, header.xml), MAX_XML_BYTES.min(file_len), "XML data")?;
+        let xml_bytes = read_to_vec(
+            &reader,
+            &Self::spec_of(&header, header.xml),
+            MAX_XML_BYTES.min(file_len),
+            "XML data",
+        )?;
         let xml = xml::parse(&xml_bytes, header.xml.offset, header.image_count)?;
         drop(xml_bytes);
         let table_cap = MAX_BLOB_TABLE_BYTES.min(file_len);
-        let table_bytes = read_to_vec(&reader, &Self::spec_of(&header, header.blob_table), table_cap, "blob table")?;
+        let table_bytes = read_to_vec(
+            &reader,
+            &Self::spec_of(&header, header.blob_table),
+            table_cap,
+            "blob table",
+        )?;
         let blob_table = BlobTable::parse(&table_bytes, header.blob_table.offset, &header)?;
         let mut warnings = blob_table.warnings.clone();
         let found = blob_table.metadata.len();
         if u64::try_from(found).unwrap_or(u64::MAX) < u64::from(header.image_count) {
-            warnings.push(format!("metadata resources found for {found} of {} images", header.image_count));
+            warnings.push(format!(
+                "metadata resources found for {found} of {} images",
+                header.image_count
+            ));
         }
-        Ok(Self { reader, header, blob_table, xml, warnings })
+        Ok(Self {
+            reader,
+            header,
+            blob_table,
+            xml,
+            warnings,
+        })
     }
 
     fn spec_of(header: &Header, reshdr: ResourceHeader) -> ResourceSpec {
-        ResourceSpec { reshdr, compression: header.compression, chunk_size_bytes: header.chunk_size_bytes }
+        ResourceSpec {
+            reshdr,
+            compression: header.compression,
+            chunk_size_bytes: header.chunk_size_bytes,
+        }
     }
 
     /// How to read the resource `reshdr` of this WIM.
@@ -91,7 +118,9 @@ impl<R: ReadAt> Wim<R> {
 
     /// The metadata resource of image `index` (1-based), matched in blob table order.
     pub fn image_metadata(&self, index: u32) -> Option<&BlobEntry> {
-        self.blob_table.metadata.get(usize::try_from(index).ok()?.checked_sub(1)?)
+        self.blob_table
+            .metadata
+            .get(usize::try_from(index).ok()?.checked_sub(1)?)
     }
 
     /// Oddities that do not stop reading (duplicate entries, missing metadata).
@@ -111,6 +140,11 @@ impl<R: ReadAt> Wim<R> {
 
     /// Reads a whole blob into memory, refusing one larger than `max_bytes`.
     pub fn read_blob(&self, blob: &BlobEntry, max_bytes: u64) -> Result<Vec<u8>> {
-        read_to_vec(&self.reader, &self.spec(blob.reshdr), max_bytes, &format!("blob {}", blob.sha1))
+        read_to_vec(
+            &self.reader,
+            &self.spec(blob.reshdr),
+            max_bytes,
+            &format!("blob {}", blob.sha1),
+        )
     }
 }

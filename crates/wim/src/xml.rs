@@ -27,13 +27,18 @@ pub struct FileTime {
 impl FileTime {
     /// Wraps a raw FILETIME.
     pub fn new(filetime: u64) -> Self {
-        Self { filetime, utc: filetime_to_iso8601(filetime) }
+        Self {
+            filetime,
+            utc: filetime_to_iso8601(filetime),
+        }
     }
 
     /// Seconds since the Unix epoch (negative before 1970), as wimlib converts it.
     pub fn unix_seconds(&self) -> i64 {
         // u64 / 10^7 < 2^41, and 11644473600 fits: no overflow.
-        i64::try_from(self.filetime / 10_000_000).unwrap_or(i64::MAX).saturating_sub(11_644_473_600)
+        i64::try_from(self.filetime / 10_000_000)
+            .unwrap_or(i64::MAX)
+            .saturating_sub(11_644_473_600)
     }
 }
 
@@ -50,14 +55,27 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, u32::try_from(month).unwrap_or(0), u32::try_from(day).unwrap_or(0))
+    (
+        year,
+        u32::try_from(month).unwrap_or(0),
+        u32::try_from(day).unwrap_or(0),
+    )
 }
 
 fn filetime_to_iso8601(filetime: u64) -> String {
-    let secs = FileTime { filetime, utc: String::new() }.unix_seconds();
+    let secs = FileTime {
+        filetime,
+        utc: String::new(),
+    }
+    .unix_seconds();
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
 }
 
 /// The WINDOWS/VERSION element's numbers, each absent when missing or not a number.
@@ -153,9 +171,18 @@ pub struct WimXml {
 /// XML's position in the WIM, for messages.
 pub fn decode_utf16le(bytes: &[u8], offset: u64) -> Result<String> {
     if !bytes.len().is_multiple_of(2) {
-        return Err(Error::corrupt("XML data", offset, format!("odd size {} for UTF-16LE text", bytes.len())));
+        return Err(Error::corrupt(
+            "XML data",
+            offset,
+            format!("odd size {} for UTF-16LE text", bytes.len()),
+        ));
     }
-    let units = bytes.chunks_exact(2).map(|p| u16::from_le_bytes([p.first().copied().unwrap_or(0), p.get(1).copied().unwrap_or(0)]));
+    let units = bytes.chunks_exact(2).map(|p| {
+        u16::from_le_bytes([
+            p.first().copied().unwrap_or(0),
+            p.get(1).copied().unwrap_or(0),
+        ])
+    });
     let mut text = String::with_capacity(bytes.len() / 2);
     for (i, c) in char::decode_utf16(units).enumerate() {
         let c = c.map_err(|e| {
@@ -175,16 +202,30 @@ pub fn decode_utf16le(bytes: &[u8], offset: u64) -> Result<String> {
 pub fn parse(bytes: &[u8], offset: u64, image_count: u32) -> Result<WimXml> {
     let corrupt = |detail: String| Error::corrupt("XML data", offset, detail);
     if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_XML_BYTES {
-        return Err(corrupt(format!("{} bytes exceeds the limit of {MAX_XML_BYTES}", bytes.len())));
+        return Err(corrupt(format!(
+            "{} bytes exceeds the limit of {MAX_XML_BYTES}",
+            bytes.len()
+        )));
     }
     let text = decode_utf16le(bytes, offset)?;
-    let options = roxmltree::ParsingOptions { allow_dtd: false, nodes_limit: MAX_XML_NODES, ..Default::default() };
-    let doc = roxmltree::Document::parse_with_options(&text, options).map_err(|e| corrupt(format!("not well-formed XML: {e}")))?;
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: MAX_XML_NODES,
+        ..Default::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(&text, options)
+        .map_err(|e| corrupt(format!("not well-formed XML: {e}")))?;
     let root = doc.root_element();
     if !root.has_tag_name("WIM") {
-        return Err(corrupt(format!("root element is <{}>, expected <WIM>", root.tag_name().name())));
+        return Err(corrupt(format!(
+            "root element is <{}>, expected <WIM>",
+            root.tag_name().name()
+        )));
     }
-    if child(root, "ESD").and_then(|esd| child(esd, "ENCRYPTED")).is_some() {
+    if child(root, "ESD")
+        .and_then(|esd| child(esd, "ENCRYPTED"))
+        .is_some()
+    {
         return Err(Error::Unsupported("encrypted ESD file".into()));
     }
     let mut images: Vec<(u32, roxmltree::Node)> = Vec::new();
@@ -205,12 +246,18 @@ pub fn parse(bytes: &[u8], offset: u64, image_count: u32) -> Result<WimXml> {
         images.push((index, node));
     }
     if u64::try_from(images.len()).unwrap_or(u64::MAX) != u64::from(image_count) {
-        return Err(corrupt(format!("{} IMAGE elements, but the header says {image_count} images", images.len())));
+        return Err(corrupt(format!(
+            "{} IMAGE elements, but the header says {image_count} images",
+            images.len()
+        )));
     }
     images.sort_by_key(|(i, _)| *i);
     Ok(WimXml {
         total_bytes: number(child(root, "TOTALBYTES")),
-        images: images.into_iter().map(|(index, node)| image(index, node)).collect(),
+        images: images
+            .into_iter()
+            .map(|(index, node)| image(index, node))
+            .collect(),
     })
 }
 
@@ -221,7 +268,11 @@ fn child<'a, 'i>(node: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree:
 /// The element's text: its text children concatenated (wimlib reads the element's text nodes).
 fn text(node: Option<roxmltree::Node>) -> Option<String> {
     let node = node?;
-    let s: String = node.children().filter(|c| c.is_text()).filter_map(|c| c.text()).collect();
+    let s: String = node
+        .children()
+        .filter(|c| c.is_text())
+        .filter_map(|c| c.text())
+        .collect();
     Some(s)
 }
 
@@ -236,7 +287,10 @@ fn number(node: Option<roxmltree::Node>) -> Option<u64> {
 fn hex_number(node: Option<roxmltree::Node>) -> Option<u64> {
     let s = text(node)?;
     let s = s.trim();
-    let s = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
+    let s = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
     u64::from_str_radix(s, 16).ok()
 }
 
@@ -275,7 +329,12 @@ fn windows(node: roxmltree::Node) -> WindowsXml {
         product_type: get("PRODUCTTYPE"),
         product_suite: get("PRODUCTSUITE"),
         languages: langs
-            .map(|l| l.children().filter(|c| c.has_tag_name("LANGUAGE")).filter_map(|c| text(Some(c))).collect())
+            .map(|l| {
+                l.children()
+                    .filter(|c| c.has_tag_name("LANGUAGE"))
+                    .filter_map(|c| text(Some(c)))
+                    .collect()
+            })
             .unwrap_or_default(),
         default_language: langs.and_then(|l| text(child(l, "DEFAULT"))),
         system_root: get("SYSTEMROOT"),
@@ -291,10 +350,18 @@ fn windows(node: roxmltree::Node) -> WindowsXml {
 
 fn image(index: u32, node: roxmltree::Node) -> ImageXml {
     let windows = child(node, "WINDOWS").map(windows);
-    let version = windows.as_ref().and_then(|w| w.version.as_ref()).and_then(|v| {
-        let part = |p: Option<u64>| p.and_then(|n| u32::try_from(n).ok());
-        Some(WindowsVersion::new(part(v.major)?, part(v.minor)?, part(v.build)?, part(Some(v.spbuild.unwrap_or(0)))?))
-    });
+    let version = windows
+        .as_ref()
+        .and_then(|w| w.version.as_ref())
+        .and_then(|v| {
+            let part = |p: Option<u64>| p.and_then(|n| u32::try_from(n).ok());
+            Some(WindowsVersion::new(
+                part(v.major)?,
+                part(v.minor)?,
+                part(v.build)?,
+                part(Some(v.spbuild.unwrap_or(0)))?,
+            ))
+        });
     ImageXml {
         index,
         name: text(child(node, "NAME")),
@@ -315,7 +382,11 @@ fn image(index: u32, node: roxmltree::Node) -> ImageXml {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 mod tests {
     use super::*;
 
@@ -337,10 +408,16 @@ mod tests {
         let img = &xml.images[0];
         assert_eq!(img.version.unwrap().to_string(), "10.0.19041.5728");
         let w = img.windows.as_ref().unwrap();
-        assert_eq!((w.arch_name, w.edition_id.as_deref()), ("x86_64", Some("WindowsPE")));
+        assert_eq!(
+            (w.arch_name, w.edition_id.as_deref()),
+            ("x86_64", Some("WindowsPE"))
+        );
         assert_eq!(w.languages, ["en-US"]);
         // 0x01DD7A0BAB740508 is 2026-11-21 22:57:23 UTC (checked with `date -u -d @1795301843`).
-        assert_eq!(img.creation_time.as_ref().unwrap().utc, "2026-11-21T22:57:23Z");
+        assert_eq!(
+            img.creation_time.as_ref().unwrap().utc,
+            "2026-11-21T22:57:23Z"
+        );
     }
 
     #[test]
@@ -354,9 +431,15 @@ mod tests {
             ("<WIM>", 0),
             ("<!DOCTYPE WIM [<!ENTITY a \"aaaa\">]><WIM>&a;</WIM>", 0),
         ] {
-            assert!(matches!(parse(&utf16(doc), 0, count), Err(Error::Corrupt { .. })), "{doc}");
+            assert!(
+                matches!(parse(&utf16(doc), 0, count), Err(Error::Corrupt { .. })),
+                "{doc}"
+            );
         }
-        assert!(matches!(parse(&utf16("<WIM><ESD><ENCRYPTED/></ESD></WIM>"), 0, 0), Err(Error::Unsupported(_))));
+        assert!(matches!(
+            parse(&utf16("<WIM><ESD><ENCRYPTED/></ESD></WIM>"), 0, 0),
+            Err(Error::Unsupported(_))
+        ));
         assert!(parse(&[0x3C, 0x00, 0x57], 0, 0).is_err());
         assert!(parse(&[0x00, 0xD8, 0x41, 0x00], 0, 0).is_err());
     }
