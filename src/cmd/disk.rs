@@ -8,13 +8,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use rayon::prelude::*;
 use winre_disk::container::{self, Disk, OpenOptions};
 use winre_disk::partition::{self, DiskReport, Scheme};
-use winre_readat::ReadAt;
+use winre_readat::{Counting, FileReader, ReadAt};
 
 /// `winre disk` subcommands.
 #[derive(Subcommand)]
@@ -29,6 +30,9 @@ pub enum DiskCommand {
         /// The parent of a differencing disk (VHD, qcow2 backing file).
         #[arg(long)]
         parent: Option<PathBuf>,
+        /// Print to stderr the time and the bytes read to open the container and read the table.
+        #[arg(long)]
+        stats: bool,
     },
     /// Stream the guest disk (or one partition) as raw bytes to stdout.
     Cat {
@@ -49,7 +53,8 @@ pub fn run(command: &DiskCommand) -> anyhow::Result<ExitCode> {
             image,
             json,
             parent,
-        } => info(image, *json, parent.as_deref()),
+            stats,
+        } => info(image, *json, parent.as_deref(), *stats),
         DiskCommand::Cat {
             image,
             partition,
@@ -66,13 +71,65 @@ fn open(image: &Path, parent: Option<&Path>) -> anyhow::Result<Disk> {
     container::open(image, &options).with_context(|| format!("{}", image.display()))
 }
 
-fn info(image: &Path, json: bool, parent: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let disk = open(image, parent)?;
-    let report = partition::report(&disk).with_context(|| format!("{}", image.display()))?;
+/// Where `--stats` counted the reads.
+enum Counter {
+    /// Reads of the image file itself.
+    File(Arc<Counting<FileReader>>),
+    /// Reads of the guest disk (VMDK and E01 span several files and open by path).
+    Guest(Arc<Counting<Arc<dyn ReadAt>>>),
+}
+
+fn info(image: &Path, json: bool, parent: Option<&Path>, stats: bool) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let context = || format!("{}", image.display());
+    let file = Arc::new(Counting::new(
+        FileReader::open(image).with_context(context)?,
+    ));
+    let options = OpenOptions {
+        parent: parent.map(Path::to_path_buf),
+        ..OpenOptions::default()
+    };
+    let (disk, counter) =
+        match container::open_reader(Arc::clone(&file) as Arc<dyn ReadAt>, &options) {
+            Ok(disk) => (disk, Counter::File(file)),
+            Err(winre_disk::Error::Unsupported(_)) => {
+                let disk = open(image, parent)?;
+                let guest = Arc::new(Counting::new(Arc::clone(&disk.reader)));
+                let reader = Arc::clone(&guest) as Arc<dyn ReadAt>;
+                (
+                    Disk {
+                        reader,
+                        info: disk.info,
+                    },
+                    Counter::Guest(guest),
+                )
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context(context())),
+        };
+    let report = partition::report(&disk).with_context(context)?;
+    if stats {
+        let (s, what) = match &counter {
+            Counter::File(c) => (c.stats(), "from the image file"),
+            Counter::Guest(c) => (
+                c.stats(),
+                "from the guest disk; container-internal reads not counted",
+            ),
+        };
+        eprintln!(
+            "stats: open + partition table + probes: {:.2} ms, {} bytes in {} reads {what}",
+            started.elapsed().as_secs_f64() * 1000.0,
+            s.bytes,
+            s.calls
+        );
+    }
+    finish_info(image, json, &report)
+}
+
+fn finish_info(image: &Path, json: bool, report: &DiskReport) -> anyhow::Result<ExitCode> {
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", render(image, &report));
+        print!("{}", render(image, report));
     }
     let damaged = report.partitions.iter().any(|p| !p.problems.is_empty())
         || report.partition_table.gpt_source == Some(partition::gpt::Source::Backup);
