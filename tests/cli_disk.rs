@@ -326,3 +326,37 @@ fn containers_of_the_fixture_disks_read_like_the_raw_image() {
         assert_eq!(got, want, "{name}: partition 4");
     }
 }
+
+/// Into a new regular file, zero blocks become holes (the bytes are the same); appending with
+/// `>>` writes every byte after what the file held.
+#[test]
+fn cat_into_a_file_leaves_holes_and_appending_still_appends() {
+    use std::os::unix::fs::MetadataExt;
+    let image = fixtures().join("gpt-512.img");
+    let p = image.to_str().expect("path");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("esp.img");
+    let o = out.to_str().expect("path");
+    let winre = env!("CARGO_BIN_EXE_winre");
+    sh(&format!("{winre} disk cat --partition 1 '{p}' > '{o}'"));
+    let want = sh(&format!(
+        "dd if='{p}' bs=512 skip=2048 count=204800 status=none | sha256sum"
+    ));
+    assert_eq!(sh(&format!("sha256sum < '{o}'")), want);
+    let meta = std::fs::metadata(&out).expect("metadata");
+    assert_eq!(meta.len(), 100 << 20);
+    assert!(
+        meta.blocks() * 512 < meta.len() / 4,
+        "{} bytes allocated",
+        meta.blocks() * 512
+    );
+
+    let appended = tmp.path().join("appended.img");
+    let a = appended.to_str().expect("path");
+    std::fs::write(&appended, b"already here\n").expect("write");
+    sh(&format!("{winre} disk cat --partition 1 '{p}' >> '{a}'"));
+    let want = sh(&format!(
+        "(printf 'already here\\n'; dd if='{p}' bs=512 skip=2048 count=204800 status=none) | sha256sum"
+    ));
+    assert_eq!(sh(&format!("sha256sum < '{a}'")), want);
+}

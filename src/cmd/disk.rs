@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 use std::fs::File;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, IsTerminal, Seek, SeekFrom, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -321,16 +321,44 @@ fn cat(image: &Path, partition: Option<u32>, parent: Option<&Path>) -> anyhow::R
     };
     // A File on fd 1, so large writes bypass std's line-buffered Stdout.
     let mut out = File::from(stdout.as_fd().try_clone_to_owned()?);
-    match stream(source.as_ref(), &mut out) {
+    let sparse = can_leave_holes(&out);
+    match stream(source.as_ref(), &mut out, sparse) {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
         Err(e) => Err(anyhow::Error::new(e).context(format!("{}", image.display()))),
     }
 }
 
+/// True when `out` (a dup of fd 1) is a new, empty regular file opened without O_APPEND: then
+/// all-zero blocks can be skipped with a seek, leaving holes, as `cp --sparse` and qemu-img do.
+/// Anything else (a pipe, `>>`, a file already holding data) gets every byte written.
+fn can_leave_holes(out: &File) -> bool {
+    const O_APPEND: u32 = 0o2000;
+    let Ok(meta) = out.metadata() else {
+        return false;
+    };
+    let at_start = { out }.stream_position().is_ok_and(|p| p == 0);
+    let flags = std::fs::read_to_string("/proc/self/fdinfo/1")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("flags:"))
+                .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
+        });
+    meta.is_file() && meta.len() == 0 && at_start && flags.is_some_and(|f| f & O_APPEND == 0)
+}
+
+/// True when every byte of `block` is zero (4 KiB at a time, so the inner loop vectorises).
+fn all_zero(block: &[u8]) -> bool {
+    block
+        .chunks(4096)
+        .all(|c| c.iter().fold(0u8, |acc, &b| acc | b) == 0)
+}
+
 /// Copies `source` to `out`: a reader thread fills batches of blocks in parallel (rayon) while
 /// this thread writes the previous batch. Buffers are recycled, so memory stays at a few batches.
-fn stream(source: &dyn ReadAt, out: &mut dyn Write) -> io::Result<u64> {
+/// With `sparse`, all-zero blocks are seeked over and the file's length set at the end.
+fn stream(source: &dyn ReadAt, out: &mut File, sparse: bool) -> io::Result<u64> {
     let len = source.len();
     let progress = indicatif::ProgressBar::new(len);
     if !io::stderr().is_terminal() {
@@ -368,10 +396,17 @@ fn stream(source: &dyn ReadAt, out: &mut dyn Write) -> io::Result<u64> {
         });
         for block in full_rx {
             let block = block?;
-            out.write_all(&block)?;
+            if sparse && all_zero(&block) {
+                out.seek(SeekFrom::Current(block.len() as i64))?;
+            } else {
+                out.write_all(&block)?;
+            }
             written += block.len() as u64;
             progress.set_position(written);
             let _ = free_tx.send(block);
+        }
+        if sparse {
+            out.set_len(written)?;
         }
         out.flush()
     })?;
