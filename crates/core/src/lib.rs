@@ -2,3 +2,13 @@
 //! WinRE, its version and the free space of its volume.
 
 #![forbid(unsafe_code)]
+
+pub mod bcd;
+pub mod error;
+pub mod ntfs;
+pub mod reagent;
+pub mod software;
+pub mod updates;
+pub mod version;
+
+pub use error::{Error, Result};

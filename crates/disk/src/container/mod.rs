@@ -9,7 +9,10 @@ use winre_readat::ReadAt;
 
 use crate::Result;
 
+pub mod ewf;
+mod lru_cache;
 pub mod raw;
+pub mod vmdk;
 
 /// The container formats winre reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -57,7 +60,9 @@ pub struct Disk {
 
 impl std::fmt::Debug for Disk {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Disk").field("info", &self.info).finish_non_exhaustive()
+        f.debug_struct("Disk")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
     }
 }
 
@@ -72,6 +77,27 @@ pub struct OpenOptions {
 
 /// Opens the container at `path`, read-only, recognising its format by magic.
 pub fn open(path: &Path, options: &OpenOptions) -> Result<Disk> {
-    let _ = options;
+    let mut magic = [0u8; 32];
+    let head = read_head(path, &mut magic)?;
+    if head.starts_with(&vmdk::SPARSE_MAGIC) || head.starts_with(vmdk::DESCRIPTOR_SIGNATURE) {
+        return vmdk::open(path, options);
+    }
+    if head.starts_with(ewf::SIGNATURE) {
+        return ewf::open(path, options);
+    }
     raw::open(path)
+}
+
+/// The first bytes of the file (fewer when the file is shorter).
+fn read_head<'a>(path: &Path, buf: &'a mut [u8]) -> Result<&'a [u8]> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut filled = 0;
+    while let Some(rest) = buf.get_mut(filled..).filter(|rest| !rest.is_empty()) {
+        match file.read(rest)? {
+            0 => break,
+            n => filled = filled.saturating_add(n),
+        }
+    }
+    Ok(buf.get(..filled).unwrap_or_default())
 }
