@@ -11,8 +11,15 @@ use winre_wim::verify::verify;
 
 fn fixtures() -> std::path::PathBuf {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/make-wims.sh");
-    let out = Command::new("bash").arg(script).output().expect("run fixtures/make-wims.sh");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("bash")
+        .arg(script)
+        .output()
+        .expect("run fixtures/make-wims.sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().into()
 }
 
@@ -22,7 +29,12 @@ fn bench(c: &mut Criterion) {
     for name in ["none-check.wim", "xpress.wim", "lzx.wim", "lzx-2m.wim"] {
         let bytes = std::fs::read(dir.join(name)).unwrap();
         let wim = winre_wim::Wim::open(bytes.clone()).unwrap();
-        let uncompressed: u64 = wim.blob_table().blobs.iter().map(|b| b.reshdr.original_size).sum();
+        let uncompressed: u64 = wim
+            .blob_table()
+            .blobs
+            .iter()
+            .map(|b| b.reshdr.original_size)
+            .sum();
         group.throughput(Throughput::Bytes(uncompressed));
         group.bench_function(name, |b| {
             b.iter(|| {

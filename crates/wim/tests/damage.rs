@@ -1,7 +1,12 @@
 //! Damaged WIMs: each case has one expected outcome, and nothing panics. Damage is applied to an
 //! in-memory copy of a fixture built by wimlib-imagex; wimlib-imagex verify is asked to agree
 //! where it can tell.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 
 mod common;
 
@@ -40,7 +45,12 @@ fn wimlib_verify(path: &Path) -> bool {
 /// The largest non-metadata blob of a WIM.
 fn largest_blob(bytes: &[u8]) -> winre_wim::blob_table::BlobEntry {
     let wim = Wim::open(bytes.to_vec()).unwrap();
-    *wim.blob_table().blobs.iter().filter(|b| !b.is_metadata()).max_by_key(|b| b.reshdr.size_in_wim).unwrap()
+    *wim.blob_table()
+        .blobs
+        .iter()
+        .filter(|b| !b.is_metadata())
+        .max_by_key(|b| b.reshdr.size_in_wim)
+        .unwrap()
 }
 
 #[test]
@@ -74,14 +84,22 @@ fn flipped_byte_in_uncompressed_blob_is_a_hash_mismatch() {
 fn flipped_hash_in_blob_table() {
     let mut bytes = load("none-check.wim");
     let wim = Wim::open(bytes.clone()).unwrap();
-    let blob = *wim.blob_table().blobs.iter().find(|b| !b.is_metadata()).unwrap();
+    let blob = *wim
+        .blob_table()
+        .blobs
+        .iter()
+        .find(|b| !b.is_metadata())
+        .unwrap();
     let entry = wim.header().blob_table.offset + 50 * blob.table_index as u64;
     bytes[(entry + 30 + 7) as usize] ^= 0x80; // inside the SHA-1 field
     let report = check(bytes.clone()).unwrap();
     assert!(!report.intact);
     assert_eq!(report.failures.len(), 1, "{report:?}");
     assert_eq!(report.failures[0].offset, blob.reshdr.offset);
-    assert!(matches!(report.failures[0].problem, BlobProblem::HashMismatch { .. }));
+    assert!(matches!(
+        report.failures[0].problem,
+        BlobProblem::HashMismatch { .. }
+    ));
     // The blob table is covered by the integrity table: its last window fails.
     let integrity = report.integrity.as_ref().unwrap();
     assert_eq!(integrity.failures.len(), 1);
@@ -94,13 +112,28 @@ fn flipped_hash_in_blob_table() {
 fn flipped_size_in_blob_table_is_a_structure_error() {
     let mut bytes = load("none.wim");
     let wim = Wim::open(bytes.clone()).unwrap();
-    let blob = *wim.blob_table().blobs.iter().find(|b| !b.is_metadata()).unwrap();
+    let blob = *wim
+        .blob_table()
+        .blobs
+        .iter()
+        .find(|b| !b.is_metadata())
+        .unwrap();
     let entry = wim.header().blob_table.offset + 50 * blob.table_index as u64;
     bytes[(entry + 2) as usize] ^= 0x10; // stored size no longer equals the original size
-    assert!(matches!(Wim::open(bytes.clone()), Err(Error::Corrupt { .. })));
+    assert!(matches!(
+        Wim::open(bytes.clone()),
+        Err(Error::Corrupt { .. })
+    ));
     let report = check(bytes.clone()).unwrap();
     assert!(!report.intact);
-    assert!(report.structure_error.as_deref().unwrap().contains("blob table entry"), "{report:?}");
+    assert!(
+        report
+            .structure_error
+            .as_deref()
+            .unwrap()
+            .contains("blob table entry"),
+        "{report:?}"
+    );
     assert!(!wimlib_ok(&bytes));
 }
 
@@ -132,7 +165,10 @@ fn broken_xml_is_a_structure_error() {
     assert_eq!(&bytes[at..at + 2], &[b'<', 0]);
     bytes[at] = b'!';
     let err = Wim::open(bytes.clone()).unwrap_err();
-    assert!(matches!(&err, Error::Corrupt { what, .. } if what == "XML data"), "{err}");
+    assert!(
+        matches!(&err, Error::Corrupt { what, .. } if what == "XML data"),
+        "{err}"
+    );
     let report = check(bytes.clone()).unwrap();
     assert!(!report.intact && report.structure_error.is_some());
     // The XML is not covered by the integrity table.
@@ -143,14 +179,25 @@ fn broken_xml_is_a_structure_error() {
 #[test]
 fn flipped_integrity_digest_and_size() {
     let bytes = load("none-check.wim");
-    let table = Wim::open(bytes.clone()).unwrap().header().integrity.unwrap();
+    let table = Wim::open(bytes.clone())
+        .unwrap()
+        .header()
+        .integrity
+        .unwrap();
     let mut damaged = bytes.clone();
     damaged[(table.offset + 12 + 5) as usize] ^= 0x01; // the first digest
     let report = check(damaged.clone()).unwrap();
     assert!(!report.intact);
     assert!(report.failures.is_empty(), "blobs are fine: {report:?}");
     let integrity = report.integrity.unwrap();
-    assert_eq!(integrity.failures.iter().map(|f| f.chunk).collect::<Vec<_>>(), [0]);
+    assert_eq!(
+        integrity
+            .failures
+            .iter()
+            .map(|f| f.chunk)
+            .collect::<Vec<_>>(),
+        [0]
+    );
     let mut damaged = bytes.clone();
     damaged[table.offset as usize] ^= 0x01; // the size field
     let report = check(damaged).unwrap();
@@ -164,8 +211,17 @@ fn truncation_at_several_points() {
     let h = Wim::open(bytes.clone()).unwrap().header().clone();
     // Shorter than a header: the file cannot be checked at all.
     for len in [0, 100, 207] {
-        assert!(matches!(check(bytes[..len].to_vec()), Err(Error::Corrupt { .. })), "{len}");
+        assert!(
+            matches!(check(bytes[..len].to_vec()), Err(Error::Corrupt { .. })),
+            "{len}"
+        );
     }
+    // A cut integrity table does not stop the WIM from opening (scan reads only the XML).
+    let cut = h.integrity.unwrap().offset as usize + 13;
+    let report = check(bytes[..cut].to_vec()).unwrap();
+    assert!(report.integrity.unwrap().table_error.is_some() && report.structure_error.is_none());
+    assert!(!report.intact);
+    assert!(Wim::open(bytes[..cut].to_vec()).is_ok());
     // Anything that cuts the blob table, XML or integrity table away: corruption found.
     for len in [
         208,
@@ -178,7 +234,11 @@ fn truncation_at_several_points() {
     ] {
         let report = check(bytes[..len].to_vec()).unwrap_or_else(|e| panic!("{len}: {e}"));
         assert!(!report.intact, "{len}");
-        assert!(report.structure_error.is_some() || report.integrity.is_some_and(|i| i.table_error.is_some()), "{len}");
+        assert!(
+            report.structure_error.is_some()
+                || report.integrity.is_some_and(|i| i.table_error.is_some()),
+            "{len}"
+        );
         assert!(!wimlib_ok(&bytes[..len]), "{len}");
     }
 }
