@@ -2,3 +2,8 @@
 //! WinRE, its version and the free space of its volume.
 
 #![forbid(unsafe_code)]
+
+pub mod error;
+pub mod ntfs;
+
+pub use error::{Error, Result};

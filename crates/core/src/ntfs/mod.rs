@@ -1,0 +1,15 @@
+//! NTFS access for the scan: open a volume inside a partition, find files by path as Windows
+//! does (case-insensitively), read them in place through their data runs, and count free space.
+//!
+//! Parsing is done by the `ntfs` crate (Colin Finck); this module adapts it to
+//! [`winre_readat::ReadAt`], gathers the data runs of files whose `$DATA` spans several MFT
+//! records, enforces the valid data length, and turns the crate's errors into ours.
+
+mod file;
+mod free_space;
+mod record;
+mod volume;
+
+pub use file::{DataRun, FileAttributes, FileHandle};
+pub use free_space::FreeSpace;
+pub use volume::{NtfsVolume, MAX_PATH_COMPONENTS};

@@ -1,0 +1,318 @@
+//! An NTFS volume: its boot sector, its `$UpCase` table, and path lookup from the root.
+//!
+//! The `ntfs` crate does the parsing; it reads through `Read + Seek`, so every operation makes its
+//! own [`Cursor`] over the shared partition. The [`Ntfs`] state (boot sector values and `$UpCase`)
+//! is read once and shared, so a volume can serve many threads at once.
+//!
+// Sources: the `ntfs` crate (boot sector, MFT, indexes, $UpCase collation); the Linux-NTFS
+// documentation (flatcap.github.io/linux-ntfs) for the boot sector fields.
+
+use std::sync::Arc;
+
+use ntfs::indexes::NtfsFileNameIndex;
+use ntfs::{Ntfs, NtfsFile, NtfsFileFlags};
+use winre_readat::{Cursor, ReadAt};
+
+use super::file::FileHandle;
+use crate::error::{Error, Result};
+
+/// The `Read + Seek` adapter the `ntfs` crate reads through: one per operation.
+pub(crate) type NtfsCursor = Cursor<Arc<dyn ReadAt>>;
+
+/// Most path components we follow; deeper paths are refused (Windows' MAX_PATH is far below).
+pub const MAX_PATH_COMPONENTS: usize = 128;
+
+/// Longest file name NTFS stores, in UTF-16 code units.
+const MAX_NAME_UNITS: usize = 255;
+
+/// The MFT record number of the root directory.
+const ROOT_RECORD: u64 = 5;
+
+/// Size of a boot sector.
+const BOOT_SECTOR_BYTES: u64 = 512;
+
+/// An open NTFS volume, read-only.
+pub struct NtfsVolume {
+    partition: Arc<dyn ReadAt>,
+    ntfs: Ntfs,
+    label: Option<String>,
+}
+
+impl std::fmt::Debug for NtfsVolume {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NtfsVolume")
+            .field("cluster_size", &self.ntfs.cluster_size())
+            .field("total_clusters", &self.total_clusters())
+            .field("serial", &format_args!("{:016x}", self.serial()))
+            .field("label", &self.label)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NtfsVolume {
+    /// Opens the NTFS volume that fills `partition`: checks the boot sector, reads `$UpCase`
+    /// (needed for case-insensitive lookups) and the volume label.
+    ///
+    /// Refuses, with [`Error::Corrupt`] naming the offset, a partition that is too short, a boot
+    /// sector without the NTFS signature or with impossible geometry, and a volume that claims
+    /// more bytes than the partition holds (a truncated image).
+    pub fn open(partition: Arc<dyn ReadAt>) -> Result<Self> {
+        let what = "NTFS boot sector";
+        if partition.len() < BOOT_SECTOR_BYTES {
+            return Err(Error::corrupt(
+                what,
+                0,
+                format!("the partition has only {} bytes", partition.len()),
+            ));
+        }
+        let mut boot = [0u8; BOOT_SECTOR_BYTES as usize];
+        partition.read_exact_at(0, &mut boot)?;
+        let oem = boot.get(3..11).unwrap_or_default();
+        if oem != b"NTFS    " {
+            return Err(Error::corrupt(
+                what,
+                3,
+                format!(
+                    "OEM ID is {:?}, expected \"NTFS    \": not an NTFS volume",
+                    String::from_utf8_lossy(oem)
+                ),
+            ));
+        }
+        let mut fs = Cursor::new(Arc::clone(&partition));
+        let mut ntfs = Ntfs::new(&mut fs).map_err(|e| Error::corrupt(what, 0, e.to_string()))?;
+        if ntfs.size() > partition.len() {
+            return Err(Error::corrupt(
+                what,
+                0x28,
+                format!(
+                    "the volume claims {} bytes but the partition holds only {} (truncated image?)",
+                    ntfs.size(),
+                    partition.len()
+                ),
+            ));
+        }
+        let mft = ntfs
+            .mft_position()
+            .value()
+            .map_or(u64::MAX, std::num::NonZeroU64::get);
+        if mft >= ntfs.size() {
+            return Err(Error::corrupt(
+                what,
+                0x30,
+                format!(
+                    "the MFT at byte {mft} lies outside the volume of {} bytes",
+                    ntfs.size()
+                ),
+            ));
+        }
+        ntfs.read_upcase_table(&mut fs)
+            .map_err(|e| Error::ntfs("$UpCase table", e))?;
+        // The label is cosmetic: a damaged $Volume record does not stop the volume from opening.
+        let label = match ntfs.volume_name(&mut fs) {
+            Some(Ok(name)) => Some(name.name().to_string_lossy()),
+            _ => None,
+        };
+        Ok(Self {
+            partition,
+            ntfs,
+            label,
+        })
+    }
+
+    /// Bytes per cluster.
+    pub fn cluster_size(&self) -> u32 {
+        self.ntfs.cluster_size()
+    }
+
+    /// Clusters in the volume, as the boot sector gives them (its sector count times the sector
+    /// size, divided by the cluster size, rounded down, as Windows and ntfs-3g count them).
+    pub fn total_clusters(&self) -> u64 {
+        self.ntfs
+            .size()
+            .checked_div(u64::from(self.ntfs.cluster_size()))
+            .unwrap_or(0)
+    }
+
+    /// Bytes in the volume according to its boot sector.
+    pub fn size_bytes(&self) -> u64 {
+        self.ntfs.size()
+    }
+
+    /// The 64-bit volume serial number from the boot sector.
+    pub fn serial(&self) -> u64 {
+        self.ntfs.serial_number()
+    }
+
+    /// The volume label (`$Volume`'s `$VOLUME_NAME`), when it has one and it could be read.
+    pub fn label(&self) -> Option<&str> {
+        self.label.as_deref()
+    }
+
+    /// Bytes per MFT record.
+    pub fn record_size(&self) -> u32 {
+        self.ntfs.file_record_size()
+    }
+
+    /// The partition this volume reads from.
+    pub fn partition(&self) -> &Arc<dyn ReadAt> {
+        &self.partition
+    }
+
+    pub(crate) fn cursor(&self) -> NtfsCursor {
+        Cursor::new(Arc::clone(&self.partition))
+    }
+
+    /// Reads MFT record `record`.
+    pub(crate) fn file<'n>(&'n self, fs: &mut NtfsCursor, record: u64) -> Result<NtfsFile<'n>> {
+        let file = self
+            .ntfs
+            .file(fs, record)
+            .map_err(|e| Error::ntfs(format!("MFT record {record}"), e))?;
+        if !file.flags().contains(NtfsFileFlags::IN_USE) {
+            return Err(Error::corrupt(
+                format!("MFT record {record}"),
+                byte_position(file.position()),
+                "the record is not in use (a stale reference?)",
+            ));
+        }
+        Ok(file)
+    }
+
+    /// Finds `path` from the root directory and returns its MFT record number, or `None` when a
+    /// component does not exist (or a component before the last is not a directory).
+    ///
+    /// Components are separated by `\` or `/`; empty components and `.` are skipped, `..` is
+    /// refused. Names compare case-insensitively through the volume's `$UpCase` table, as
+    /// Windows compares them (8.3 short names match too). Reparse points (junctions, symbolic
+    /// links) are not followed.
+    pub fn lookup(&self, path: &str) -> Result<Option<u64>> {
+        let components = split_path(path)?;
+        let mut fs = self.cursor();
+        let mut record = ROOT_RECORD;
+        for name in components {
+            let dir = self.file(&mut fs, record)?;
+            if !dir.is_directory() {
+                return Ok(None);
+            }
+            let index = dir
+                .directory_index(&mut fs)
+                .map_err(|e| Error::ntfs(format!("directory index of MFT record {record}"), e))?;
+            let mut finder = index.finder();
+            let reference = match NtfsFileNameIndex::find(&mut finder, &self.ntfs, &mut fs, name) {
+                None => return Ok(None),
+                Some(Err(e)) => {
+                    return Err(Error::ntfs(
+                        format!("directory index of MFT record {record}, looking up {name:?}"),
+                        e,
+                    ))
+                }
+                Some(Ok(entry)) => entry.file_reference(),
+            };
+            let next = reference.file_record_number();
+            let child = self.file(&mut fs, next)?;
+            let wanted = reference.sequence_number();
+            if wanted != 0 && child.sequence_number() != wanted {
+                return Err(Error::corrupt(
+                    format!("directory index of MFT record {record}"),
+                    byte_position(child.position()),
+                    format!(
+                        "entry {name:?} points at MFT record {next} with sequence number {wanted}, but the record has {}",
+                        child.sequence_number()
+                    ),
+                ));
+            }
+            record = next;
+        }
+        Ok(Some(record))
+    }
+
+    /// Opens the file at `path` (see [`lookup`](Self::lookup)): `None` when it does not exist.
+    /// Refuses a directory. The returned handle reads the file's unnamed `$DATA` stream.
+    pub fn open_file(&self, path: &str) -> Result<Option<FileHandle>> {
+        match self.lookup(path)? {
+            None => Ok(None),
+            Some(record) => FileHandle::open(self, record, path).map(Some),
+        }
+    }
+
+    /// Opens MFT record `record` as a file (system files such as `$Bitmap`, record 6).
+    pub fn open_record(&self, record: u64) -> Result<FileHandle> {
+        FileHandle::open(self, record, &format!("MFT record {record}"))
+    }
+
+    /// Reads a whole small file (ReAgent.xml and the like): `None` when it does not exist;
+    /// [`Error::Corrupt`] when it is larger than `cap_bytes`.
+    pub fn read_small_file(&self, path: &str, cap_bytes: u64) -> Result<Option<Vec<u8>>> {
+        let Some(file) = self.open_file(path)? else {
+            return Ok(None);
+        };
+        if file.size() > cap_bytes {
+            return Err(Error::corrupt(
+                format!("file {path}"),
+                file.record_offset(),
+                format!(
+                    "it is {} bytes, more than the {cap_bytes} bytes expected of it",
+                    file.size()
+                ),
+            ));
+        }
+        let reader = file.data_reader()?;
+        let len = usize::try_from(file.size())
+            .map_err(|_| Error::Unsupported(format!("{path} does not fit in memory")))?;
+        let mut bytes = vec![0u8; len];
+        reader.read_exact_at(0, &mut bytes)?;
+        Ok(Some(bytes))
+    }
+}
+
+/// A byte position in the volume as the `ntfs` crate reports it (0 when it has none).
+pub(crate) fn byte_position(position: ntfs::types::NtfsPosition) -> u64 {
+    position.value().map_or(0, std::num::NonZeroU64::get)
+}
+
+/// Splits a Windows or POSIX style path into its names.
+fn split_path(path: &str) -> Result<Vec<&str>> {
+    let mut names = Vec::new();
+    for name in path.split(['\\', '/']) {
+        match name {
+            "" | "." => continue,
+            ".." => return Err(Error::Unsupported(format!("path {path:?} contains \"..\""))),
+            _ => {}
+        }
+        if name.encode_utf16().count() > MAX_NAME_UNITS {
+            return Err(Error::Unsupported(format!(
+                "a name in {path:?} is longer than NTFS allows"
+            )));
+        }
+        if names.len() >= MAX_PATH_COMPONENTS {
+            return Err(Error::Unsupported(format!(
+                "path {path:?} has more than {MAX_PATH_COMPONENTS} components"
+            )));
+        }
+        names.push(name);
+    }
+    Ok(names)
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_split_on_both_separators() {
+        assert_eq!(
+            split_path(r"Windows\System32/Recovery\\ReAgent.xml").unwrap(),
+            ["Windows", "System32", "Recovery", "ReAgent.xml"]
+        );
+        assert_eq!(split_path(r"\.\a").unwrap(), ["a"]);
+        assert!(split_path("").unwrap().is_empty());
+        assert!(split_path(r"a\..\b").is_err());
+        assert!(split_path(&"x".repeat(256)).is_err());
+        assert!(split_path(&"a/".repeat(200)).is_err());
+    }
+}
