@@ -3,7 +3,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bcd;
 pub mod error;
 pub mod ntfs;
+pub mod reagent;
+pub mod software;
+pub mod updates;
+pub mod version;
 
 pub use error::{Error, Result};

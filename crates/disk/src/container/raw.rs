@@ -10,10 +10,14 @@ use crate::Result;
 
 /// Opens a raw image. The logical sector size is 512 until the partition table says otherwise.
 pub fn open(path: &Path) -> Result<Disk> {
-    let file = FileReader::open(path)?;
+    Ok(from_reader(Arc::new(FileReader::open(path)?)))
+}
+
+/// A raw image over any byte source.
+pub fn from_reader(file: Arc<dyn ReadAt>) -> Disk {
     let size = file.len();
-    Ok(Disk {
-        reader: Arc::new(file),
+    Disk {
+        reader: file,
         info: ContainerInfo {
             format: Format::Raw,
             variant: "raw".into(),
@@ -22,5 +26,5 @@ pub fn open(path: &Path) -> Result<Disk> {
             allocated_bytes: None,
             notes: Vec::new(),
         },
-    })
+    }
 }

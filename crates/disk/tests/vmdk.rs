@@ -1,0 +1,355 @@
+//! VMDK containers written by qemu-img (and a VMware-style stream rebuilt from one) must read back
+//! byte for byte as the raw disk they were made from; qemu-img itself is the oracle for the child
+//! disk. Damaged files give clear errors, never panics.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use sha2::{Digest, Sha256};
+use winre_disk::container::{self, Format, OpenOptions};
+use winre_disk::Error;
+use winre_readat::ReadAt;
+
+const MIB: u64 = 1024 * 1024;
+
+fn fixtures() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/make-vmdk-ewf.sh");
+        let out = Command::new(&script)
+            .output()
+            .expect("run fixtures/make-vmdk-ewf.sh");
+        assert!(
+            out.status.success(),
+            "make-vmdk-ewf.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    })
+}
+
+fn sha256_of(reader: &dyn ReadAt) -> String {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 4 << 20];
+    let mut offset = 0;
+    while offset < reader.len() {
+        let take = (reader.len() - offset).min(buf.len() as u64) as usize;
+        reader.read_exact_at(offset, &mut buf[..take]).unwrap();
+        hasher.update(&buf[..take]);
+        offset += take as u64;
+    }
+    format!("{:x}", hasher.finalize())
+}
+
+fn sha256_file(path: &Path) -> String {
+    format!("{:x}", Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+fn open(path: &Path) -> winre_disk::Result<container::Disk> {
+    container::open(path, &OpenOptions::default())
+}
+
+fn assert_same_as(container_file: &str, raw_file: &str, variant: &str) {
+    let dir = fixtures();
+    let disk = open(&dir.join(container_file)).unwrap();
+    assert_eq!(disk.info.format, Format::Vmdk, "{container_file}");
+    assert_eq!(disk.info.variant, variant, "{container_file}");
+    assert_eq!(disk.info.sector_size, 512);
+    let raw = dir.join(raw_file);
+    assert_eq!(
+        disk.reader.len(),
+        std::fs::metadata(&raw).unwrap().len(),
+        "{container_file} size"
+    );
+    assert_eq!(disk.info.virtual_size, disk.reader.len());
+    assert_eq!(
+        sha256_of(disk.reader.as_ref()),
+        sha256_file(&raw),
+        "{container_file} content"
+    );
+}
+
+#[test]
+fn monolithic_sparse_reads_as_the_raw_disk() {
+    assert_same_as("sparse.vmdk", "raw.img", "monolithicSparse");
+}
+
+#[test]
+fn stream_optimized_reads_as_the_raw_disk() {
+    assert_same_as("stream.vmdk", "raw.img", "streamOptimized");
+}
+
+#[test]
+fn stream_with_grain_directory_in_the_footer_reads_as_the_raw_disk() {
+    // The rebuilt file is only a fair test if qemu-img reads it as the raw disk too.
+    let dir = fixtures();
+    let tmp = tempfile::tempdir().unwrap();
+    let converted = tmp.path().join("out.raw");
+    let status = Command::new("qemu-img")
+        .args(["convert", "-f", "vmdk", "-O", "raw"])
+        .arg(dir.join("stream-footer.vmdk"))
+        .arg(&converted)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(sha256_file(&converted), sha256_file(&dir.join("raw.img")));
+    let header = std::fs::read(dir.join("stream-footer.vmdk")).unwrap();
+    assert_eq!(
+        &header[0x38..0x40],
+        &[0xff; 8],
+        "gdOffset must be GD_AT_END"
+    );
+    assert_same_as("stream-footer.vmdk", "raw.img", "streamOptimized");
+}
+
+#[test]
+fn monolithic_flat_descriptor_reads_as_the_raw_disk() {
+    assert_same_as("flat.vmdk", "raw.img", "monolithicFlat");
+}
+
+#[test]
+fn split_sparse_descriptor_reads_as_the_raw_disk() {
+    assert_same_as("split-sparse.vmdk", "raw.img", "twoGbMaxExtentSparse");
+}
+
+/// Compares windows around the data and the extent boundaries of the 4.5 GiB disk (hashing all
+/// of it would only re-read zeros).
+fn assert_big_disk_windows(container_file: &str, variant: &str) {
+    let dir = fixtures();
+    let disk = open(&dir.join(container_file)).unwrap();
+    assert_eq!(disk.info.variant, variant);
+    let raw = std::fs::File::open(dir.join("big.img")).unwrap();
+    let raw_len = raw.metadata().unwrap().len();
+    assert_eq!(disk.reader.len(), raw_len);
+    let mut expected = vec![0u8; 3 * MIB as usize];
+    let mut actual = vec![0u8; 3 * MIB as usize];
+    for start in [
+        0,
+        2048 * MIB - 2 * MIB,
+        4096 * MIB - MIB - 7,
+        raw_len - 3 * MIB,
+    ] {
+        std::os::unix::fs::FileExt::read_exact_at(&raw, &mut expected, start).unwrap();
+        disk.reader.read_exact_at(start, &mut actual).unwrap();
+        assert!(
+            expected == actual,
+            "{container_file}: bytes differ in the window at {start}"
+        );
+        assert!(
+            expected.iter().any(|b| *b != 0) || start == 0,
+            "window at {start} should hold data"
+        );
+    }
+    let mut one = [0u8; 1];
+    assert!(disk.reader.read_exact_at(raw_len, &mut one).is_err());
+}
+
+#[test]
+fn two_gb_max_extent_sparse_with_three_extents() {
+    assert_big_disk_windows("big-sparse.vmdk", "twoGbMaxExtentSparse");
+}
+
+#[test]
+fn two_gb_max_extent_flat_with_three_extents() {
+    assert_big_disk_windows("big-flat.vmdk", "twoGbMaxExtentFlat");
+}
+
+#[test]
+fn child_disk_needs_its_parent_and_reads_like_qemu_with_it() {
+    let dir = fixtures();
+    let child = dir.join("child.vmdk");
+    match open(&child) {
+        Err(Error::NeedsParent { parent, .. }) => {
+            assert!(parent.ends_with("sparse.vmdk"), "{parent}")
+        }
+        other => panic!("expected NeedsParent, got {other:?}"),
+    }
+    let options = OpenOptions {
+        parent: Some(dir.join("sparse.vmdk")),
+        verify_container: false,
+    };
+    let disk = container::open(&child, &options).unwrap();
+    assert_eq!(
+        sha256_of(disk.reader.as_ref()),
+        sha256_file(&dir.join("child.raw"))
+    );
+}
+
+#[test]
+fn reads_from_many_threads_agree() {
+    let dir = fixtures();
+    let disk = open(&dir.join("stream.vmdk")).unwrap();
+    let raw = std::fs::read(dir.join("raw.img")).unwrap();
+    std::thread::scope(|scope| {
+        for t in 0..4u64 {
+            let reader = disk.reader.clone();
+            let raw = &raw;
+            scope.spawn(move || {
+                let mut buf = vec![0u8; 100_000];
+                for i in 0..40u64 {
+                    let offset =
+                        (i * 7_919_993 + t * 1_234_567) % (raw.len() as u64 - buf.len() as u64);
+                    reader.read_exact_at(offset, &mut buf).unwrap();
+                    assert!(
+                        buf[..] == raw[offset as usize..offset as usize + buf.len()],
+                        "offset {offset}"
+                    );
+                }
+            });
+        }
+    });
+}
+
+// ---- damage ----
+
+/// Copies a fixture into a temp dir so it can be damaged.
+fn damaged_copy(name: &str, tmp: &Path, damage: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
+    let mut bytes = std::fs::read(fixtures().join(name)).unwrap();
+    damage(&mut bytes);
+    let path = tmp.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap())
+}
+
+/// Opens and reads the whole guest; returns the first error as text. Must not panic or hang.
+fn read_all_error(path: &Path) -> String {
+    let disk = match open(path) {
+        Ok(disk) => disk,
+        Err(e) => return e.to_string(),
+    };
+    let mut buf = vec![0u8; 1 << 20];
+    let mut offset = 0;
+    while offset < disk.reader.len() {
+        let take = (disk.reader.len() - offset).min(buf.len() as u64) as usize;
+        if let Err(e) = disk.reader.read_exact_at(offset, &mut buf[..take]) {
+            return e.to_string();
+        }
+        offset += take as u64;
+    }
+    panic!("{} read without error", path.display());
+}
+
+#[test]
+fn grain_table_entry_past_the_end_is_corrupt_with_its_offset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut gte_offset = 0;
+    let path = damaged_copy("sparse.vmdk", tmp.path(), |b| {
+        let gd = u64_at(b, 0x38) as usize * 512;
+        let gt = u32_at(b, gd) as usize * 512;
+        gte_offset = gt; // entry 0: the grain holding the protective MBR
+        assert_ne!(u32_at(b, gt), 0);
+        b[gt..gt + 4].copy_from_slice(&0x00ff_ffffu32.to_le_bytes());
+    });
+    let message = read_all_error(&path);
+    assert!(
+        message.contains("grain table entry for grain 0"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("offset {gte_offset}")),
+        "{message}"
+    );
+    assert!(message.contains("past the end"), "{message}");
+}
+
+#[test]
+fn grain_directory_entry_past_the_end_is_corrupt_with_its_offset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut gde_offset = 0;
+    let path = damaged_copy("stream.vmdk", tmp.path(), |b| {
+        gde_offset = u64_at(b, 0x38) as usize * 512;
+        b[gde_offset..gde_offset + 4].copy_from_slice(&0x0fff_ffffu32.to_le_bytes());
+    });
+    let message = read_all_error(&path);
+    assert!(message.contains("grain directory entry 0"), "{message}");
+    assert!(
+        message.contains(&format!("offset {gde_offset}")),
+        "{message}"
+    );
+}
+
+#[test]
+fn truncated_files_give_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["sparse.vmdk", "stream.vmdk", "stream-footer.vmdk"] {
+        for keep in [100usize, 600, 40_000, 2_000_000] {
+            let path = damaged_copy(name, tmp.path(), |b| b.truncate(keep));
+            let message = read_all_error(&path);
+            assert!(
+                message.contains("past the end") || message.contains("truncated"),
+                "{name} cut to {keep}: {message}"
+            );
+        }
+    }
+    // A flat extent shorter than the descriptor says: refused at open, naming the extent file.
+    std::fs::copy(fixtures().join("flat.vmdk"), tmp.path().join("flat.vmdk")).unwrap();
+    let flat = std::fs::read(fixtures().join("flat-flat.vmdk")).unwrap();
+    std::fs::write(tmp.path().join("flat-flat.vmdk"), &flat[..50 << 20]).unwrap();
+    let message = open(&tmp.path().join("flat.vmdk")).unwrap_err().to_string();
+    assert!(
+        message.contains("flat-flat.vmdk") && message.contains("the file has 52428800 bytes"),
+        "{message}"
+    );
+}
+
+#[test]
+fn corrupt_compressed_grain_and_bad_header_fields() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Flip bytes inside the first compressed grain's deflate data (after its 12-byte marker).
+    let path = damaged_copy("stream.vmdk", tmp.path(), |b| {
+        let gd = u64_at(b, 0x38) as usize * 512;
+        let gt = u32_at(b, gd) as usize * 512;
+        let grain = u32_at(b, gt) as usize * 512;
+        for byte in &mut b[grain + 14..grain + 40] {
+            *byte ^= 0x55;
+        }
+    });
+    let message = read_all_error(&path);
+    assert!(message.contains("compressed grain 0"), "{message}");
+    // Grain size that is not a power of two.
+    let path = damaged_copy("sparse.vmdk", tmp.path(), |b| {
+        b[0x14..0x1c].copy_from_slice(&100u64.to_le_bytes())
+    });
+    let message = open(&path).unwrap_err().to_string();
+    assert!(message.contains("grain size 100"), "{message}");
+    // A capacity that would need a grain directory larger than the file.
+    let path = damaged_copy("sparse.vmdk", tmp.path(), |b| {
+        b[0x0c..0x14].copy_from_slice(&(1u64 << 40).to_le_bytes())
+    });
+    let message = open(&path).unwrap_err().to_string();
+    assert!(message.contains("grain directory"), "{message}");
+    // The newline test characters changed, as by a text-mode transfer.
+    let path = damaged_copy("sparse.vmdk", tmp.path(), |b| b[0x4b] = b'\n');
+    let message = open(&path).unwrap_err().to_string();
+    assert!(message.contains("text mode"), "{message}");
+}
+
+#[test]
+fn missing_extent_file_names_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        fixtures().join("split-sparse.vmdk"),
+        tmp.path().join("split-sparse.vmdk"),
+    )
+    .unwrap();
+    let message = open(&tmp.path().join("split-sparse.vmdk"))
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("split-sparse-s001.vmdk"), "{message}");
+}
