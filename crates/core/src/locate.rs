@@ -23,7 +23,7 @@ use winre_readat::ReadAt;
 use crate::bcd::{self, BcdDevice, BcdWinre};
 use crate::ntfs::{FileHandle, NtfsVolume};
 use crate::reagent::{self, ReagentConfig};
-use crate::version::WinreVersion;
+use crate::software::{self, SoftwareVersions};
 use crate::{fat, Error, Result};
 
 /// Where ReAgent.xml lives on an OS volume.
@@ -38,8 +38,6 @@ pub const BIOS_BCD_PATH: &str = r"\Boot\BCD";
 pub const WINRE_FOLDER: &str = r"\Recovery\WindowsRE";
 /// Where `reagentc /disable` leaves Winre.wim on the OS volume.
 pub const DISABLED_WIM_PATH: &str = r"\Windows\System32\Recovery\Winre.wim";
-/// The key holding `WinREVersion` in the SOFTWARE hive.
-pub const CURRENT_VERSION_KEY: &str = r"Microsoft\Windows NT\CurrentVersion";
 
 /// Largest BCD store read (real ones are tens of KiB).
 pub const MAX_BCD_BYTES: u64 = 16 << 20;
@@ -224,9 +222,9 @@ impl DiskView {
         Ok(None)
     }
 
-    /// `WinREVersion` from the first OS volume's SOFTWARE hive that has one. The hive is read in
-    /// place (only the cells on the way to the value).
-    pub fn registry_version(&self, os_partitions: &[u32]) -> Result<Option<String>> {
+    /// The version values of the first OS volume's SOFTWARE hive (`WinREVersion` and the OS
+    /// build). The hive is read in place: only the cells on the way to the values.
+    pub fn software_versions(&self, os_partitions: &[u32]) -> Result<Option<SoftwareVersions>> {
         for &number in os_partitions {
             let Some(volume) = self.ntfs(number)? else {
                 continue;
@@ -234,25 +232,8 @@ impl DiskView {
             let Some(file) = volume.open_file(SOFTWARE_HIVE_PATH)? else {
                 continue;
             };
-            let what = || format!("SOFTWARE hive on partition {number}");
-            let hive = winre_hive::Hive::open(file.data_reader()?)
-                .map_err(|e| Error::corrupt(what(), 0, e.to_string()))?;
-            let Some(key) = hive
-                .key(CURRENT_VERSION_KEY)
-                .map_err(|e| Error::corrupt(what(), 0, e.to_string()))?
-            else {
-                continue;
-            };
-            let Some(value) = key
-                .value("WinREVersion")
-                .map_err(|e| Error::corrupt(what(), 0, e.to_string()))?
-            else {
-                return Ok(None);
-            };
-            let text = value
-                .as_string()
-                .map_err(|e| Error::corrupt(what(), 0, e.to_string()))?;
-            return Ok(Some(text));
+            let hive = winre_hive::Hive::open(file.data_reader()?).map_err(software::hive_error)?;
+            return software::read_software_versions(&hive).map(Some);
         }
         Ok(None)
     }
@@ -448,11 +429,6 @@ pub fn ramdisk(bcd: &BcdWinre) -> Option<(&BcdDevice, String)> {
         }
     }
     None
-}
-
-/// The version string as a [`WinreVersion`], or `None` when it does not parse.
-pub fn parse_version(text: &str) -> Option<WinreVersion> {
-    text.parse().ok()
 }
 
 /// `folder\name` with one separator.

@@ -95,19 +95,19 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
         problems.push(format!("BCD store could not be read: {e}"));
         None
     });
-    let registry_text = view.registry_version(&os_partitions).unwrap_or_else(|e| {
+    let software = view.software_versions(&os_partitions).unwrap_or_else(|e| {
         problems.push(format!("SOFTWARE hive could not be read: {e}"));
         None
     });
-    let registry = registry_text.as_deref().and_then(|text| {
-        let parsed = locate::parse_version(text);
-        if parsed.is_none() {
-            problems.push(format!(
-                "registry WinREVersion {text:?} is not a version MAJOR.MINOR.BUILD.REVISION"
-            ));
-        }
-        parsed
-    });
+    if let Some(text) = software
+        .as_ref()
+        .and_then(|s| s.winre_version_unparsed.as_deref())
+    {
+        problems.push(format!(
+            "registry WinREVersion {text:?} is not a version MAJOR.MINOR.BUILD.REVISION"
+        ));
+    }
+    let registry = software.as_ref().and_then(|s| s.winre_version);
 
     let found = view.locate(
         reagent.as_ref(),
