@@ -1,9 +1,20 @@
 //! `winre disk ...`: containers and partition tables.
 
-use std::path::PathBuf;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{self, IsTerminal, Write};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::mpsc;
+use std::sync::Arc;
 
+use anyhow::{bail, Context};
 use clap::Subcommand;
+use rayon::prelude::*;
+use winre_disk::container::{self, Disk, OpenOptions};
+use winre_disk::partition::{self, DiskReport, Scheme};
+use winre_readat::ReadAt;
 
 /// `winre disk` subcommands.
 #[derive(Subcommand)]
@@ -15,11 +26,301 @@ pub enum DiskCommand {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// The parent of a differencing disk (VHD, qcow2 backing file).
+        #[arg(long)]
+        parent: Option<PathBuf>,
+    },
+    /// Stream the guest disk (or one partition) as raw bytes to stdout.
+    Cat {
+        /// The disk image.
+        image: PathBuf,
+        /// Only this partition (numbered as `disk info` shows).
+        #[arg(long)]
+        partition: Option<u32>,
+        /// The parent of a differencing disk (VHD, qcow2 backing file).
+        #[arg(long)]
+        parent: Option<PathBuf>,
     },
 }
 
 pub fn run(command: &DiskCommand) -> anyhow::Result<ExitCode> {
     match command {
-        DiskCommand::Info { .. } => anyhow::bail!("disk info: not implemented yet"),
+        DiskCommand::Info {
+            image,
+            json,
+            parent,
+        } => info(image, *json, parent.as_deref()),
+        DiskCommand::Cat {
+            image,
+            partition,
+            parent,
+        } => cat(image, *partition, parent.as_deref()),
     }
+}
+
+fn open(image: &Path, parent: Option<&Path>) -> anyhow::Result<Disk> {
+    let options = OpenOptions {
+        parent: parent.map(Path::to_path_buf),
+        ..OpenOptions::default()
+    };
+    container::open(image, &options).with_context(|| format!("{}", image.display()))
+}
+
+fn info(image: &Path, json: bool, parent: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let disk = open(image, parent)?;
+    let report = partition::report(&disk).with_context(|| format!("{}", image.display()))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render(image, &report));
+    }
+    let damaged = report.partitions.iter().any(|p| !p.problems.is_empty())
+        || report.partition_table.gpt_source == Some(partition::gpt::Source::Backup);
+    Ok(if damaged {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Sizes the way sgdisk prints them: one decimal, the largest unit that keeps the number >= 1.
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn render(image: &Path, r: &DiskReport) -> String {
+    let c = &r.container;
+    let t = &r.partition_table;
+    let mut s = String::new();
+    let ss = u64::from(t.sector_size);
+    let _ = writeln!(
+        s,
+        "Disk {}: {} sectors, {}",
+        image.display(),
+        c.virtual_size / ss.max(1),
+        human(c.virtual_size)
+    );
+    let _ = writeln!(
+        s,
+        "Container: {} ({}), {} bytes{}",
+        serde_json::to_value(c.format)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        c.variant,
+        c.virtual_size,
+        c.allocated_bytes
+            .map(|a| format!(", {} allocated", human(a)))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(s, "Sector size (logical): {} bytes", t.sector_size);
+    match t.scheme {
+        Scheme::Gpt => {
+            let source = t.gpt_source.map(|s| s.to_string()).unwrap_or_default();
+            let _ = writeln!(s, "Partition table: GPT ({source} header)");
+            if let Some(g) = t.disk_guid {
+                let _ = writeln!(s, "Disk identifier (GUID): {g}");
+            }
+            if let Some(n) = t.gpt_entry_count {
+                let _ = writeln!(s, "Partition table holds up to {n} entries");
+            }
+            if let (Some(first), Some(last)) = (t.first_usable_lba, t.last_usable_lba) {
+                let _ = writeln!(
+                    s,
+                    "First usable sector is {first}, last usable sector is {last}"
+                );
+            }
+        }
+        Scheme::Mbr => {
+            let _ = writeln!(s, "Partition table: MBR");
+            if let Some(sig) = t.disk_signature {
+                let _ = writeln!(s, "Disk identifier: 0x{sig:08x}");
+            }
+        }
+        Scheme::None => {
+            let _ = writeln!(s, "Partition table: none");
+        }
+    }
+    if !r.partitions.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n{:>6}  {:>14}  {:>14}  {:<10}  {:<10}  {:<9}  {:<8}  Name",
+            "Number", "Start (sector)", "End (sector)", "Size", "Kind", "Filesys", "Type"
+        );
+    }
+    for p in &r.partitions {
+        let kind = serde_json::to_value(p.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let ty = match (p.mbr_type, p.type_guid) {
+            (Some(b), _) => format!("0x{b:02x}"),
+            (None, Some(g)) => g.to_string().chars().take(8).collect(),
+            _ => String::new(),
+        };
+        let mut name = p.name.clone().unwrap_or_default();
+        if p.active == Some(true) {
+            name.push_str(" [active]");
+        }
+        if p.logical == Some(true) {
+            name.push_str(" [logical]");
+        }
+        if let Some(a) = p.attributes.filter(|&a| a != 0) {
+            let _ = write!(
+                name,
+                " [attributes 0x{a:016x}: {}]",
+                p.attribute_names.join(", ")
+            );
+        }
+        let _ = writeln!(
+            s,
+            "{:>6}  {:>14}  {:>14}  {:<10}  {:<10}  {:<9}  {:<8}  {}",
+            p.number,
+            p.start_lba,
+            p.end_lba,
+            human(p.size_bytes),
+            kind,
+            if p.kind == partition::Kind::Extended {
+                "-"
+            } else {
+                p.filesystem.name()
+            },
+            ty,
+            name.trim_start()
+        )
+        .map(|()| trim_line_end(&mut s));
+        for problem in &p.problems {
+            let _ = writeln!(s, "        ! partition {}: {problem}", p.number);
+        }
+    }
+    let notes = c.notes.iter().chain(&t.notes).collect::<Vec<_>>();
+    if !notes.is_empty() {
+        let _ = writeln!(s, "\nNotes:");
+        for n in notes {
+            let _ = writeln!(s, "  - {n}");
+        }
+    }
+    s
+}
+
+/// Drops the spaces before the newline `s` ends with (a partition without a name).
+fn trim_line_end(s: &mut String) {
+    if s.ends_with('\n') {
+        s.pop();
+        s.truncate(s.trim_end().len());
+        s.push('\n');
+    }
+}
+
+/// Block size of one read; large so every container reads whole tables' worth of data at once.
+const BLOCK_BYTES: usize = 4 * 1024 * 1024;
+/// Blocks read at once, in parallel (compressed containers decode on several cores).
+const BLOCKS_PER_BATCH: usize = 4;
+
+fn cat(image: &Path, partition: Option<u32>, parent: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let stdout = io::stdout();
+    if stdout.is_terminal() {
+        bail!("refusing to write disk bytes to a terminal; redirect stdout (winre disk cat IMAGE > out.img)");
+    }
+    let disk = open(image, parent)?;
+    let source: Arc<dyn ReadAt> = match partition {
+        None => Arc::clone(&disk.reader),
+        Some(n) => {
+            let table =
+                partition::read_table(&disk).with_context(|| format!("{}", image.display()))?;
+            let Some(p) = table.partition(n) else {
+                let numbers: Vec<String> = table
+                    .partitions
+                    .iter()
+                    .map(|p| p.number.to_string())
+                    .collect();
+                bail!(
+                    "{}: no partition {n} (partitions: {})",
+                    image.display(),
+                    numbers.join(", ")
+                );
+            };
+            let slice = p.reader(&disk).with_context(|| {
+                format!(
+                    "{}: partition {n} (bytes {}..{})",
+                    image.display(),
+                    p.start_bytes,
+                    p.start_bytes.saturating_add(p.size_bytes)
+                )
+            })?;
+            Arc::new(slice)
+        }
+    };
+    // A File on fd 1, so large writes bypass std's line-buffered Stdout.
+    let mut out = File::from(stdout.as_fd().try_clone_to_owned()?);
+    match stream(source.as_ref(), &mut out) {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("{}", image.display()))),
+    }
+}
+
+/// Copies `source` to `out`: a reader thread fills batches of blocks in parallel (rayon) while
+/// this thread writes the previous batch. Buffers are recycled, so memory stays at a few batches.
+fn stream(source: &dyn ReadAt, out: &mut dyn Write) -> io::Result<u64> {
+    let len = source.len();
+    let progress = indicatif::ProgressBar::new(len);
+    if !io::stderr().is_terminal() {
+        progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let (full_tx, full_rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(BLOCKS_PER_BATCH);
+    let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
+    let mut written = 0u64;
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut offset = 0u64;
+            while offset < len {
+                let mut batch = Vec::with_capacity(BLOCKS_PER_BATCH);
+                let mut at = offset;
+                while batch.len() < BLOCKS_PER_BATCH && at < len {
+                    let n =
+                        usize::try_from((len - at).min(BLOCK_BYTES as u64)).unwrap_or(BLOCK_BYTES);
+                    let mut buf = free_rx.try_recv().unwrap_or_default();
+                    buf.resize(n, 0);
+                    batch.push((at, buf));
+                    at += n as u64;
+                }
+                let results: Vec<io::Result<Vec<u8>>> = batch
+                    .into_par_iter()
+                    .map(|(at, mut buf)| source.read_exact_at(at, &mut buf).map(|()| buf))
+                    .collect();
+                for r in results {
+                    let failed = r.is_err();
+                    if full_tx.send(r).is_err() || failed {
+                        return;
+                    }
+                }
+                offset = at;
+            }
+        });
+        for block in full_rx {
+            let block = block?;
+            out.write_all(&block)?;
+            written += block.len() as u64;
+            progress.set_position(written);
+            let _ = free_tx.send(block);
+        }
+        out.flush()
+    })?;
+    progress.finish_and_clear();
+    if written != len {
+        return Err(io::Error::other(format!("wrote {written} of {len} bytes")));
+    }
+    Ok(written)
 }

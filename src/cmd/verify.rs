@@ -1,7 +1,16 @@
 //! `winre verify FILE`: integrity table and every blob's SHA-1.
 
+use std::fmt::Write as _;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use winre_readat::FileReader;
+
+use super::wim::emit;
+use winre_wim::verify::{verify, BlobProblem, Progress, VerifyOptions, VerifyReport};
 
 /// Arguments of `winre verify`.
 #[derive(clap::Args)]
@@ -16,7 +25,122 @@ pub struct VerifyArgs {
     pub threads: Option<usize>,
 }
 
+/// Exit codes: 0 intact, 1 corruption found, 2 the file cannot be checked at all.
 pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
-    let _ = args;
-    anyhow::bail!("verify: not implemented yet")
+    let reader = FileReader::open(&args.file)
+        .with_context(|| format!("cannot open {}", args.file.display()))?;
+    let mut builder = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = args.threads {
+        anyhow::ensure!(n >= 1, "--threads must be at least 1");
+        builder = builder.num_threads(n);
+    }
+    let pool = builder.build().context("cannot start worker threads")?;
+    let bar = if args.json || !std::io::stderr().is_terminal() {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} verifying [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar
+    };
+    let on_progress = |p: Progress| {
+        bar.set_length(p.total_bytes);
+        bar.set_position(p.done_bytes);
+    };
+    let report = pool
+        .install(|| verify(reader, VerifyOptions::default(), &on_progress))
+        .with_context(|| format!("cannot verify {}", args.file.display()))?;
+    bar.finish_and_clear();
+    if args.json {
+        emit(&serde_json::to_string_pretty(&report)?)?;
+    } else {
+        emit(&render_report(&report))?;
+    }
+    Ok(if report.intact {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn render_report(r: &VerifyReport) -> String {
+    let mut out = String::new();
+    match &r.integrity {
+        None => {
+            let _ = writeln!(out, "Integrity table:  none");
+        }
+        Some(i) => {
+            if let Some(e) = &i.table_error {
+                let _ = writeln!(out, "Integrity table:  UNREADABLE: {e}");
+            } else if i.failures.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "Integrity table:  OK ({} windows of {} bytes)",
+                    i.chunk_count, i.chunk_size_bytes
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "Integrity table:  {} of {} windows FAILED",
+                    i.failures.len(),
+                    i.chunk_count
+                );
+                for f in &i.failures {
+                    let _ = writeln!(
+                        out,
+                        "  window {} (bytes {}..{}): {}",
+                        f.chunk,
+                        f.offset,
+                        f.offset.saturating_add(f.len),
+                        f.detail
+                    );
+                }
+            }
+        }
+    }
+    if let Some(e) = &r.structure_error {
+        let _ = writeln!(out, "Structure:        UNREADABLE: {e}");
+    }
+    let _ = writeln!(
+        out,
+        "Blobs checked:    {} ({} bytes uncompressed)",
+        r.blobs_checked, r.bytes_checked
+    );
+    for f in &r.failures {
+        let what = match &f.problem {
+            BlobProblem::HashMismatch { actual } => format!("SHA-1 mismatch (got {actual})"),
+            BlobProblem::DecodeError {
+                chunk,
+                offset,
+                detail,
+            } => format!("decode error in chunk {chunk} at offset {offset}: {detail}"),
+            BlobProblem::BadLayout { detail } => format!("bad layout: {detail}"),
+            BlobProblem::ReadError { detail } => format!("read error: {detail}"),
+        };
+        let meta = f
+            .metadata_of_image
+            .map(|i| format!(" (metadata of image {i})"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "FAILED blob {} at offset {}{meta}: {what}",
+            f.sha1, f.offset
+        );
+        if !f.integrity_chunks.is_empty() {
+            let _ = writeln!(
+                out,
+                "  overlaps failed integrity windows {:?}",
+                f.integrity_chunks
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "Result:           {}",
+        if r.intact { "intact" } else { "CORRUPT" }
+    );
+    out
 }

@@ -10,5 +10,6 @@
 pub mod container;
 pub mod error;
 pub mod partition;
+pub mod probe;
 
 pub use error::{Error, Result};

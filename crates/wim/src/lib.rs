@@ -1,10 +1,31 @@
 //! A reader and verifier for Windows Imaging (WIM) files, written from the format as wimlib
 //! documents it in its source, for winre. Reads through [`winre_readat::ReadAt`], so a WIM can be
 //! a plain file or a file inside an NTFS volume inside a disk image.
+//!
+//! [`Wim::open`] reads the header, XML data and blob table (and nothing else); [`verify::verify`]
+//! checks the integrity table and every blob's SHA-1 in parallel.
+//!
+//! Not supported yet (refused with [`Error::Unsupported`], never misread): split WIMs, pipable
+//! WIMs, solid resources (WIM version 0xE00) and LZMS.
 
 #![forbid(unsafe_code)]
 
+pub mod blob_table;
 pub mod codec;
+pub mod digest;
 pub mod error;
+pub mod header;
+pub mod info;
+pub mod integrity;
+pub mod reshdr;
+pub mod resource;
+pub mod verify;
+pub mod version;
+pub mod wim;
+pub mod xml;
 
+pub use digest::Sha1Digest;
 pub use error::{Error, Result};
+pub use info::WimInfo;
+pub use version::WindowsVersion;
+pub use wim::Wim;

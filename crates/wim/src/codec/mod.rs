@@ -1,5 +1,14 @@
 //! Decompressors for WIM chunks. Every chunk of a WIM resource decompresses on its own into a
 //! buffer whose size is known in advance; a decoder must fill it exactly or fail.
+//!
+//! [`new_decoder`] makes one for a compression type and the WIM's chunk size. XPRESS and LZX
+//! share the bit input ([`bitreader`]) and the canonical Huffman table ([`huffman`]); decoders
+//! never allocate after creation and never panic on bad input.
+
+mod bitreader;
+mod huffman;
+mod lzx;
+mod xpress;
 
 /// Why a chunk did not decode. Positions are byte offsets within the compressed chunk.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,9 +66,100 @@ pub enum Compression {
     Lzms,
 }
 
-/// A decoder for `compression`, able to produce chunks of up to `max_chunk_size` bytes.
-/// `Compression::None` has no decoder (chunks are copied) and is refused here.
-pub fn new_decoder(compression: Compression, max_chunk_size: usize) -> crate::Result<Box<dyn ChunkDecoder>> {
-    let _ = max_chunk_size;
-    Err(crate::Error::Unsupported(format!("{compression:?} decompression (not yet implemented)")))
+/// Chunk sizes XPRESS chunks may have in a WIM: 4 KiB to 64 KiB (wimlib src/wim.c).
+pub const XPRESS_CHUNK_SIZES: std::ops::RangeInclusive<usize> = 4096..=65536;
+/// Chunk sizes LZX chunks may have in a WIM: 32 KiB (all WIMGAPI writes) to 2 MiB (wimlib).
+pub const LZX_CHUNK_SIZES: std::ops::RangeInclusive<usize> = 32768..=2_097_152;
+
+/// A decoder for `compression`, able to produce chunks of up to `max_chunk_size` bytes, which
+/// must be a power of two in the range the type allows ([`XPRESS_CHUNK_SIZES`],
+/// [`LZX_CHUNK_SIZES`]); another size is refused as corrupt (the header holds it).
+/// `Compression::None` has no decoder (chunks are copied) and is refused, as is LZMS (not yet
+/// implemented).
+pub fn new_decoder(
+    compression: Compression,
+    max_chunk_size: usize,
+) -> crate::Result<Box<dyn ChunkDecoder>> {
+    let check = |range: std::ops::RangeInclusive<usize>| {
+        if max_chunk_size.is_power_of_two() && range.contains(&max_chunk_size) {
+            Ok(())
+        } else {
+            Err(crate::Error::corrupt(
+                "header",
+                0x14,
+                format!(
+                    "chunk size {max_chunk_size} is not valid for {compression:?} (a power of two from {} to {})",
+                    range.start(),
+                    range.end()
+                ),
+            ))
+        }
+    };
+    match compression {
+        Compression::Xpress => {
+            check(XPRESS_CHUNK_SIZES)?;
+            Ok(Box::new(xpress::XpressDecoder::new(max_chunk_size)))
+        }
+        Compression::Lzx => {
+            check(LZX_CHUNK_SIZES)?;
+            Ok(Box::new(lzx::LzxDecoder::new(
+                max_chunk_size.trailing_zeros(),
+            )))
+        }
+        Compression::Lzms => Err(crate::Error::Unsupported(
+            "LZMS decompression (not yet implemented)".into(),
+        )),
+        Compression::None => Err(crate::Error::Unsupported(
+            "a decoder for uncompressed data (copy the chunk)".into(),
+        )),
+    }
+}
+
+/// Why an LZ77 match could not be copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CopyError {
+    /// The offset reaches before the start of the output.
+    BeforeStart,
+    /// The match runs past the end of the output slice.
+    PastEnd,
+}
+
+/// Copies an LZ77 match of `length` bytes from `offset` bytes back to `out[pos..]`, where the
+/// source may overlap the destination (a repeating pattern). Checks the bounds once per match;
+/// may write up to 16 bytes past the match inside `out` (they are overwritten later, since
+/// output is produced in order).
+#[inline(always)]
+pub(crate) fn lz_copy(
+    out: &mut [u8],
+    pos: usize,
+    offset: usize,
+    length: usize,
+) -> Result<(), CopyError> {
+    let src = pos
+        .checked_sub(offset)
+        .filter(|_| offset != 0)
+        .ok_or(CopyError::BeforeStart)?;
+    let end = pos
+        .checked_add(length)
+        .filter(|&e| e <= out.len())
+        .ok_or(CopyError::PastEnd)?;
+    if offset >= 16 && length <= 16 && pos.wrapping_add(16) <= out.len() {
+        // Short, non-overlapping: one fixed-size copy.
+        out.copy_within(src..src.wrapping_add(16), pos);
+    } else if offset >= length {
+        out.copy_within(src..src.wrapping_add(length), pos);
+    } else if offset == 1 {
+        let b = out.get(src).copied().unwrap_or(0);
+        out.get_mut(pos..end).unwrap_or_default().fill(b);
+    } else {
+        // Overlapping: the bytes from `src` repeat with period `offset`, so copy what is already
+        // there, doubling the copied span each round.
+        let mut dst = pos;
+        while dst < end {
+            let n = (dst.wrapping_sub(src)).min(end.wrapping_sub(dst));
+            out.copy_within(src..src.wrapping_add(n), dst);
+            dst = dst.wrapping_add(n);
+        }
+    }
+    Ok(())
 }

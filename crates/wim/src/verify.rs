@@ -1,0 +1,353 @@
+//! Verification: the integrity table, then every blob (image metadata included) decompressed and
+//! hashed against the SHA-1 the blob table records.
+//!
+//! Small blobs are spread over the rayon pool, one worker each; blobs of many compressed chunks
+//! are then done one at a time with their chunks decoded in parallel batches and hashed in order
+//! (SHA-1 is sequential) while the next batch decodes. Each worker owns its decoder (from a
+//! [`DecoderPool`]) and buffers, so memory is bounded by workers x chunk size x a small batch
+//! factor, whatever the size of the WIM.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rayon::prelude::*;
+use serde::Serialize;
+use sha1::Digest;
+use winre_readat::ReadAt;
+
+use crate::blob_table::BlobEntry;
+use crate::codec::Compression;
+use crate::digest::Sha1Digest;
+use crate::integrity::{IntegrityFailure, IntegrityTable};
+use crate::resource::{self, ChunkLayout, DecoderPool, Fault, ResourceSpec};
+use crate::wim::{read_header, Wim};
+use crate::{Error, Result};
+
+/// Blobs with at least this many compressed chunks are decoded chunk-parallel.
+pub const LARGE_BLOB_CHUNKS: u64 = 32;
+/// Decoded bytes one parallel batch may hold (per buffer set; there are two plus the stored
+/// bytes), so 2 MiB LZX chunks do not multiply memory.
+pub const BATCH_BYTES: u64 = 32 * 1024 * 1024;
+/// Chunks per worker in a parallel batch.
+const CHUNKS_PER_WORKER: u64 = 4;
+
+/// Progress of a verification: bytes done and total, counted in stored bytes read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes done so far.
+    pub done_bytes: u64,
+    /// Bytes to do in all.
+    pub total_bytes: u64,
+}
+
+/// The result of `winre verify`.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    /// Size of the file.
+    pub file_size_bytes: u64,
+    /// The integrity table check, when the WIM has a table.
+    pub integrity: Option<IntegrityReport>,
+    /// Why the blob table or XML data could not be read (then no blob was checked).
+    pub structure_error: Option<String>,
+    /// Blobs checked (metadata included).
+    pub blobs_checked: u64,
+    /// Uncompressed bytes hashed.
+    pub bytes_checked: u64,
+    /// Each blob that failed.
+    pub failures: Vec<BlobFailure>,
+    /// True when nothing failed.
+    pub intact: bool,
+}
+
+/// The integrity table check.
+#[derive(Debug, Clone, Serialize)]
+pub struct IntegrityReport {
+    /// Window size.
+    pub chunk_size_bytes: u32,
+    /// Number of windows.
+    pub chunk_count: u64,
+    /// Bytes covered (from the end of the header to the end of the blob table).
+    pub covered_bytes: u64,
+    /// The table itself is unreadable or inconsistent.
+    pub table_error: Option<String>,
+    /// Windows that failed.
+    pub failures: Vec<IntegrityFailure>,
+}
+
+/// A blob that failed.
+#[derive(Debug, Clone, Serialize)]
+pub struct BlobFailure {
+    /// The SHA-1 the blob table records.
+    pub sha1: Sha1Digest,
+    /// Offset of its resource.
+    pub offset: u64,
+    /// Stored size.
+    pub size_in_wim: u64,
+    /// Uncompressed size.
+    pub original_size: u64,
+    /// The image whose metadata this is, if it is metadata.
+    pub metadata_of_image: Option<u32>,
+    /// What failed.
+    pub problem: BlobProblem,
+    /// Failed integrity windows that overlap its stored bytes.
+    pub integrity_chunks: Vec<u64>,
+}
+
+/// What failed about a blob.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BlobProblem {
+    /// It decoded, but to bytes with another SHA-1.
+    HashMismatch {
+        /// SHA-1 of the bytes read.
+        actual: Sha1Digest,
+    },
+    /// A chunk did not decode.
+    DecodeError {
+        /// Chunk number.
+        chunk: u64,
+        /// Offset of the chunk's stored bytes.
+        offset: u64,
+        /// The decoder's message.
+        detail: String,
+    },
+    /// Its resource header or chunk table is inconsistent.
+    BadLayout {
+        /// What is wrong.
+        detail: String,
+    },
+    /// Reading failed (e.g. the file is truncated).
+    ReadError {
+        /// The error.
+        detail: String,
+    },
+}
+
+/// Options of [`verify`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VerifyOptions {
+    /// Skip the integrity table.
+    pub skip_integrity: bool,
+}
+
+/// Verifies the WIM in `reader` on the current rayon pool (use `ThreadPool::install` to choose
+/// the number of threads). Returns Err only when the file cannot be checked at all: no readable
+/// header, or a feature not supported (split, pipable, solid, LZMS, or a codec not built in).
+/// Corruption anywhere else, including an unreadable blob table or XML, is reported in the
+/// [`VerifyReport`]. `progress` is called from worker threads.
+pub fn verify<R: ReadAt>(
+    reader: R,
+    options: VerifyOptions,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<VerifyReport> {
+    let header = read_header(&reader)?;
+    let file_size_bytes = reader.len();
+    let integrity_table = if options.skip_integrity {
+        Ok(None)
+    } else {
+        IntegrityTable::read(&reader, &header)
+    };
+    let opened = Wim::open_with_header(&reader, header.clone());
+    if let Err(Error::Unsupported(m)) = &opened {
+        return Err(Error::Unsupported(m.clone()));
+    }
+    if let Ok(wim) = &opened {
+        if wim.blob_table().has_solid {
+            return Err(Error::Unsupported("solid resources (WIM version 0xE00, e.g. ESD or --solid); verify cannot read them yet".into()));
+        }
+    }
+    let blobs: Vec<BlobEntry> = opened
+        .as_ref()
+        .map(|w| w.blob_table().blobs.clone())
+        .unwrap_or_default();
+    let pool = if header.compression != Compression::None
+        && blobs.iter().any(|b| b.reshdr.is_compressed())
+    {
+        Some(DecoderPool::new(
+            header.compression,
+            usize::try_from(header.chunk_size_bytes).unwrap_or(usize::MAX),
+        )?)
+    } else {
+        None
+    };
+
+    let integrity_bytes = match &integrity_table {
+        Ok(Some(t)) => t.covered_bytes(),
+        _ => 0,
+    };
+    let total_bytes = blobs.iter().fold(integrity_bytes, |sum, b| {
+        sum.saturating_add(b.reshdr.size_in_wim)
+    });
+    let done = AtomicU64::new(0);
+    let advance = |n: u64| {
+        let done_bytes = done.fetch_add(n, Ordering::Relaxed).saturating_add(n);
+        progress(Progress {
+            done_bytes,
+            total_bytes,
+        });
+    };
+
+    let integrity = match integrity_table {
+        Ok(None) => None,
+        Ok(Some(table)) => Some(IntegrityReport {
+            chunk_size_bytes: table.chunk_size_bytes,
+            chunk_count: table.digests.len() as u64,
+            covered_bytes: table.covered_bytes(),
+            table_error: None,
+            failures: table.check(&reader, &advance),
+        }),
+        Err(e) => Some(IntegrityReport {
+            chunk_size_bytes: 0,
+            chunk_count: 0,
+            covered_bytes: 0,
+            table_error: Some(e.to_string()),
+            failures: Vec::new(),
+        }),
+    };
+
+    let (structure_error, mut failures) = match &opened {
+        Err(e) => (Some(e.to_string()), Vec::new()),
+        Ok(wim) => (None, check_blobs(wim, &blobs, pool.as_ref(), &advance)),
+    };
+    // Point each failed blob at the failed integrity windows it overlaps.
+    if let Some(report) = &integrity {
+        for f in &mut failures {
+            let end = f.offset.saturating_add(f.size_in_wim);
+            f.integrity_chunks = report
+                .failures
+                .iter()
+                .filter(|w| w.offset < end && f.offset < w.offset.saturating_add(w.len))
+                .map(|w| w.chunk)
+                .collect();
+        }
+    }
+    failures.sort_by_key(|f| f.offset);
+    let bytes_checked = blobs
+        .iter()
+        .fold(0u64, |s, b| s.saturating_add(b.reshdr.original_size));
+    let integrity_ok = integrity
+        .as_ref()
+        .is_none_or(|i| i.table_error.is_none() && i.failures.is_empty());
+    Ok(VerifyReport {
+        file_size_bytes,
+        intact: integrity_ok && structure_error.is_none() && failures.is_empty(),
+        integrity,
+        structure_error,
+        blobs_checked: blobs.len() as u64,
+        bytes_checked,
+        failures,
+    })
+}
+
+fn is_large(spec: &ResourceSpec) -> bool {
+    spec.reshdr.is_compressed()
+        && ChunkLayout::new(&spec.reshdr, spec.chunk_size_bytes)
+            .is_ok_and(|l| l.chunk_count >= LARGE_BLOB_CHUNKS)
+}
+
+fn check_blobs<R: ReadAt>(
+    wim: &Wim<R>,
+    blobs: &[BlobEntry],
+    pool: Option<&DecoderPool>,
+    advance: &(dyn Fn(u64) + Sync),
+) -> Vec<BlobFailure> {
+    let (large, small): (Vec<&BlobEntry>, Vec<&BlobEntry>) =
+        blobs.iter().partition(|b| is_large(&wim.spec(b.reshdr)));
+    let mut failures: Vec<BlobFailure> = small
+        .par_iter()
+        .filter_map(|blob| {
+            let spec = wim.spec(blob.reshdr);
+            let mut hasher = sha1::Sha1::new();
+            let result = resource::stream(wim.reader(), &spec, pool, |bytes| {
+                hasher.update(bytes);
+                Ok(())
+            });
+            advance(blob.reshdr.size_in_wim);
+            judge(wim, blob, result, hasher)
+        })
+        .collect();
+    let threads = u64::try_from(rayon::current_num_threads()).unwrap_or(1);
+    let chunk_size = u64::from(wim.header().chunk_size_bytes).max(1);
+    let batch = threads
+        .saturating_mul(CHUNKS_PER_WORKER)
+        .min(BATCH_BYTES.checked_div(chunk_size).unwrap_or(1))
+        .max(threads)
+        .max(1);
+    for blob in large {
+        let spec = wim.spec(blob.reshdr);
+        let Some(pool) = pool else { continue };
+        let mut hasher = sha1::Sha1::new();
+        let mut fed = 0u64;
+        let total = blob.reshdr.original_size.max(1);
+        let stored = blob.reshdr.size_in_wim;
+        let mut reported = 0u64;
+        let result = resource::stream_parallel(
+            wim.reader(),
+            &spec,
+            pool,
+            usize::try_from(batch).unwrap_or(1),
+            |bytes| {
+                hasher.update(bytes);
+                fed = fed.saturating_add(bytes.len() as u64);
+                // Report stored bytes in proportion to the uncompressed bytes hashed.
+                let now = u128::from(stored)
+                    .saturating_mul(u128::from(fed))
+                    .checked_div(u128::from(total))
+                    .and_then(|n| u64::try_from(n).ok())
+                    .unwrap_or(stored);
+                advance(now.saturating_sub(reported));
+                reported = now;
+                Ok(())
+            },
+        );
+        advance(stored.saturating_sub(reported));
+        failures.extend(judge(wim, blob, result, hasher));
+    }
+    failures
+}
+
+fn judge<R: ReadAt>(
+    wim: &Wim<R>,
+    blob: &BlobEntry,
+    result: Result<(), Fault>,
+    hasher: sha1::Sha1,
+) -> Option<BlobFailure> {
+    let problem = match result {
+        Ok(()) => {
+            let actual = Sha1Digest(hasher.finalize().into());
+            if actual == blob.sha1 {
+                return None;
+            }
+            BlobProblem::HashMismatch { actual }
+        }
+        Err(Fault::Decode {
+            chunk,
+            offset,
+            detail,
+        }) => BlobProblem::DecodeError {
+            chunk,
+            offset,
+            detail,
+        },
+        Err(Fault::Layout(e)) => BlobProblem::BadLayout {
+            detail: e.to_string(),
+        },
+        Err(Fault::Read(e)) | Err(Fault::Unsupported(e)) => BlobProblem::ReadError {
+            detail: e.to_string(),
+        },
+    };
+    let metadata_of_image = wim
+        .blob_table()
+        .metadata
+        .iter()
+        .position(|m| m.table_index == blob.table_index)
+        .and_then(|i| u32::try_from(i.saturating_add(1)).ok());
+    Some(BlobFailure {
+        sha1: blob.sha1,
+        offset: blob.reshdr.offset,
+        size_in_wim: blob.reshdr.size_in_wim,
+        original_size: blob.reshdr.original_size,
+        metadata_of_image,
+        problem,
+        integrity_chunks: Vec::new(),
+    })
+}
