@@ -8,15 +8,15 @@
 #    built once and cached in fixtures/cache/bench/ with its conversions: VHD fixed and dynamic,
 #    VHDX, qcow2 and qcow2 compressed.
 # 2. For each, hyperfine (median of 5 runs after a warm-up, files in the page cache) times
-#      ours:  cat IMAGE > /dev/null     (crates/disk/examples/cat.rs: container::copy::copy_range,
-#                                        2 reader threads, as `winre disk cat` should stream)
+#      ours:  winre disk cat IMAGE > /dev/null
 #      qemu:  qemu-img convert -n -f FMT IMAGE --target-image-opts driver=null-co,size=VSIZE
 #    qemu-img cannot convert to /dev/null (it refuses a device smaller than the guest), so it
 #    converts to QEMU's null block driver, which discards writes: both sides then pay only for
 #    reading and decoding the container. Prints qemu-img's time divided by ours: above 1.0 we
 #    are faster. The target is >= 1.0 everywhere.
 # 3. open_cost (crates/disk/examples/open_cost.rs) opens a 64 GiB sparse GPT disk in each format
-#    through a read counter and reads the primary and backup GPT: bytes, calls and milliseconds.
+#    through a read counter and reads its partition table (partition::read_table: both GPT
+#    headers and arrays, each partition's boot sector): bytes, calls and milliseconds.
 #    Targets: < 1 MiB and < 5 ms.
 set -euo pipefail
 
@@ -27,8 +27,9 @@ for tool in qemu-img sgdisk hyperfine python3; do
 done
 mkdir -p "$cache"
 
-cargo build --quiet --release --manifest-path "$root/Cargo.toml" -p winre-disk --example cat --example open_cost
-cat_bin="$root/target/release/examples/cat"
+cargo build --quiet --release --manifest-path "$root/Cargo.toml" --bin winre
+cargo build --quiet --release --manifest-path "$root/Cargo.toml" -p winre-disk --example open_cost
+winre="$root/target/release/winre"
 open_cost="$root/target/release/examples/open_cost"
 
 MIB=$((1024 * 1024))
@@ -76,11 +77,11 @@ for entry in raw:base.raw vpc:fixed.vhd vpc:dynamic.vhd vhdx:dynamic.vhdx qcow2:
     img="$cache/${entry#*:}"
     vsize="$(qemu-img info -f "$fmt" --output=json "$img" | python3 -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"])')"
     hyperfine --style none --warmup 1 --runs 5 --export-json "$json" \
-        -n ours "$cat_bin $img > /dev/null" \
+        -n ours "$winre disk cat $img > /dev/null" \
         -n qemu "qemu-img convert -n -f $fmt $img --target-image-opts driver=null-co,size=$vsize" >/dev/null
     read -r ours qemu < <(python3 -c 'import json,sys; r={x["command"]: x["median"] for x in json.load(open(sys.argv[1]))["results"]}; print(r["ours"], r["qemu"])' "$json")
     printf '%-18s %10.3f %10.3f %7.2fx\n' "${entry#*:}" "$ours" "$qemu" "$(python3 -c "print($qemu / $ours)")"
 done
 
-printf '\nopen + read primary and backup GPT of a 64 GiB sparse disk:\n'
+printf '\nopen + partition table of a 64 GiB sparse disk (median of 20):\n'
 "$open_cost" "$cache/sparse64.raw" "$cache/sparse64.vhd" "$cache/sparse64.vhdx" "$cache/sparse64-1m.vhdx" "$cache/sparse64.qcow2"

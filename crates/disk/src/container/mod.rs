@@ -9,7 +9,6 @@ use winre_readat::{FileReader, ReadAt};
 
 use crate::{Error, Result};
 
-pub mod copy;
 mod crc32c;
 pub mod ewf;
 mod guid;
