@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 mod cmd;
 
 #[derive(Parser)]
-#[command(name = "winre", version, about = "Inspect and patch WinRE inside Windows disk images, offline and read-only by default")]
+#[command(
+    name = "winre",
+    version,
+    about = "Inspect and patch WinRE inside Windows disk images, offline and read-only by default"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -269,3 +269,94 @@ fn cat_refuses_a_missing_partition_and_a_terminal() {
     assert!(text.contains("refusing to write"), "{text}");
     assert_ne!(out.status.code(), Some(0));
 }
+
+/// The Windows-like disks inside every container qemu-img and ewfacquire write: the same
+/// partitions as the raw image, and `disk cat --partition N` gives dd's bytes of the raw image.
+#[test]
+fn containers_of_the_fixture_disks_read_like_the_raw_image() {
+    let dir = fixtures();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let raw512 = dir.join("gpt-512.img");
+    let raw4k = dir.join("gpt-4096.img");
+    let r512 = raw512.to_str().expect("path");
+    let r4k = raw4k.to_str().expect("path");
+    let t = tmp.path().to_str().expect("path");
+    // (container, the raw image it came from, sector size, how it was made)
+    let cases = [
+        ("vhd-dynamic.vhd", r512, 512, format!("qemu-img convert -f raw -O vpc -o subformat=dynamic '{r512}' '{t}/vhd-dynamic.vhd'")),
+        ("vhdx.vhdx", r512, 512, format!("qemu-img convert -f raw -O vhdx '{r512}' '{t}/vhdx.vhdx'")),
+        ("stream.vmdk", r512, 512, format!("qemu-img convert -f raw -O vmdk -o subformat=streamOptimized '{r512}' '{t}/stream.vmdk'")),
+        ("c.qcow2", r512, 512, format!("qemu-img convert -f raw -O qcow2 -c '{r512}' '{t}/c.qcow2'")),
+        ("e4k.E01", r4k, 4096, format!(
+            "ewfacquire -u -q -t '{t}/e4k' -C case -D winre -E 1 -e winre -N none -c fast -P 4096 '{r4k}' >/dev/null"
+        )),
+    ];
+    for (name, raw, sector, make) in cases {
+        sh(&make);
+        let container = tmp.path().join(name);
+        let ours = info_json(&container);
+        let theirs = info_json(Path::new(raw));
+        assert_eq!(ours["partitions"], theirs["partitions"], "{name}");
+        assert_eq!(ours["partition_table"]["sector_size"], sector, "{name}");
+        assert_eq!(ours["partition_table"]["gpt_source"], "primary", "{name}");
+        assert_eq!(
+            ours["partition_table"]["disk_guid"], theirs["partition_table"]["disk_guid"],
+            "{name}"
+        );
+        let notes = ours["partition_table"]["notes"].as_array().expect("notes");
+        // qemu's VHD rounds the disk up to a CHS geometry, so the backup is no longer last.
+        let allowed = |n: &serde_json::Value| {
+            n.as_str()
+                .is_some_and(|n| n.contains("not at the last LBA"))
+        };
+        assert!(notes.iter().all(allowed), "{name}: {notes:?}");
+        let part = &ours["partitions"][3];
+        let (start, count) = (
+            part["start_lba"].as_u64().expect("start"),
+            part["size_sectors"].as_u64().expect("size"),
+        );
+        let c = container.to_str().expect("path");
+        let got = sh(&format!(
+            "{} disk cat --partition 4 '{c}' | sha256sum",
+            env!("CARGO_BIN_EXE_winre")
+        ));
+        let want = sh(&format!(
+            "dd if='{raw}' bs={sector} skip={start} count={count} status=none | sha256sum"
+        ));
+        assert_eq!(got, want, "{name}: partition 4");
+    }
+}
+
+/// Into a new regular file, zero blocks become holes (the bytes are the same); appending with
+/// `>>` writes every byte after what the file held.
+#[test]
+fn cat_into_a_file_leaves_holes_and_appending_still_appends() {
+    use std::os::unix::fs::MetadataExt;
+    let image = fixtures().join("gpt-512.img");
+    let p = image.to_str().expect("path");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("esp.img");
+    let o = out.to_str().expect("path");
+    let winre = env!("CARGO_BIN_EXE_winre");
+    sh(&format!("{winre} disk cat --partition 1 '{p}' > '{o}'"));
+    let want = sh(&format!(
+        "dd if='{p}' bs=512 skip=2048 count=204800 status=none | sha256sum"
+    ));
+    assert_eq!(sh(&format!("sha256sum < '{o}'")), want);
+    let meta = std::fs::metadata(&out).expect("metadata");
+    assert_eq!(meta.len(), 100 << 20);
+    assert!(
+        meta.blocks() * 512 < meta.len() / 4,
+        "{} bytes allocated",
+        meta.blocks() * 512
+    );
+
+    let appended = tmp.path().join("appended.img");
+    let a = appended.to_str().expect("path");
+    std::fs::write(&appended, b"already here\n").expect("write");
+    sh(&format!("{winre} disk cat --partition 1 '{p}' >> '{a}'"));
+    let want = sh(&format!(
+        "(printf 'already here\\n'; dd if='{p}' bs=512 skip=2048 count=204800 status=none) | sha256sum"
+    ));
+    assert_eq!(sh(&format!("sha256sum < '{a}'")), want);
+}

@@ -2,19 +2,20 @@
 
 use std::fmt::Write as _;
 use std::fs::File;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, IsTerminal, Seek, SeekFrom, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use rayon::prelude::*;
 use winre_disk::container::{self, Disk, OpenOptions};
 use winre_disk::partition::{self, DiskReport, Scheme};
-use winre_readat::ReadAt;
+use winre_readat::{Counting, FileReader, ReadAt};
 
 /// `winre disk` subcommands.
 #[derive(Subcommand)]
@@ -29,6 +30,9 @@ pub enum DiskCommand {
         /// The parent of a differencing disk (VHD, qcow2 backing file).
         #[arg(long)]
         parent: Option<PathBuf>,
+        /// Print to stderr the time and the bytes read to open the container and read the table.
+        #[arg(long)]
+        stats: bool,
     },
     /// Stream the guest disk (or one partition) as raw bytes to stdout.
     Cat {
@@ -49,7 +53,8 @@ pub fn run(command: &DiskCommand) -> anyhow::Result<ExitCode> {
             image,
             json,
             parent,
-        } => info(image, *json, parent.as_deref()),
+            stats,
+        } => info(image, *json, parent.as_deref(), *stats),
         DiskCommand::Cat {
             image,
             partition,
@@ -66,13 +71,65 @@ fn open(image: &Path, parent: Option<&Path>) -> anyhow::Result<Disk> {
     container::open(image, &options).with_context(|| format!("{}", image.display()))
 }
 
-fn info(image: &Path, json: bool, parent: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let disk = open(image, parent)?;
-    let report = partition::report(&disk).with_context(|| format!("{}", image.display()))?;
+/// Where `--stats` counted the reads.
+enum Counter {
+    /// Reads of the image file itself.
+    File(Arc<Counting<FileReader>>),
+    /// Reads of the guest disk (VMDK and E01 span several files and open by path).
+    Guest(Arc<Counting<Arc<dyn ReadAt>>>),
+}
+
+fn info(image: &Path, json: bool, parent: Option<&Path>, stats: bool) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let context = || format!("{}", image.display());
+    let file = Arc::new(Counting::new(
+        FileReader::open(image).with_context(context)?,
+    ));
+    let options = OpenOptions {
+        parent: parent.map(Path::to_path_buf),
+        ..OpenOptions::default()
+    };
+    let (disk, counter) =
+        match container::open_reader(Arc::clone(&file) as Arc<dyn ReadAt>, &options) {
+            Ok(disk) => (disk, Counter::File(file)),
+            Err(winre_disk::Error::Unsupported(_)) => {
+                let disk = open(image, parent)?;
+                let guest = Arc::new(Counting::new(Arc::clone(&disk.reader)));
+                let reader = Arc::clone(&guest) as Arc<dyn ReadAt>;
+                (
+                    Disk {
+                        reader,
+                        info: disk.info,
+                    },
+                    Counter::Guest(guest),
+                )
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context(context())),
+        };
+    let report = partition::report(&disk).with_context(context)?;
+    if stats {
+        let (s, what) = match &counter {
+            Counter::File(c) => (c.stats(), "from the image file"),
+            Counter::Guest(c) => (
+                c.stats(),
+                "from the guest disk; container-internal reads not counted",
+            ),
+        };
+        eprintln!(
+            "stats: open + partition table + probes: {:.2} ms, {} bytes in {} reads {what}",
+            started.elapsed().as_secs_f64() * 1000.0,
+            s.bytes,
+            s.calls
+        );
+    }
+    finish_info(image, json, &report)
+}
+
+fn finish_info(image: &Path, json: bool, report: &DiskReport) -> anyhow::Result<ExitCode> {
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", render(image, &report));
+        print!("{}", render(image, report));
     }
     let damaged = report.partitions.iter().any(|p| !p.problems.is_empty())
         || report.partition_table.gpt_source == Some(partition::gpt::Source::Backup);
@@ -264,16 +321,44 @@ fn cat(image: &Path, partition: Option<u32>, parent: Option<&Path>) -> anyhow::R
     };
     // A File on fd 1, so large writes bypass std's line-buffered Stdout.
     let mut out = File::from(stdout.as_fd().try_clone_to_owned()?);
-    match stream(source.as_ref(), &mut out) {
+    let sparse = can_leave_holes(&out);
+    match stream(source.as_ref(), &mut out, sparse) {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
         Err(e) => Err(anyhow::Error::new(e).context(format!("{}", image.display()))),
     }
 }
 
+/// True when `out` (a dup of fd 1) is a new, empty regular file opened without O_APPEND: then
+/// all-zero blocks can be skipped with a seek, leaving holes, as `cp --sparse` and qemu-img do.
+/// Anything else (a pipe, `>>`, a file already holding data) gets every byte written.
+fn can_leave_holes(out: &File) -> bool {
+    const O_APPEND: u32 = 0o2000;
+    let Ok(meta) = out.metadata() else {
+        return false;
+    };
+    let at_start = { out }.stream_position().is_ok_and(|p| p == 0);
+    let flags = std::fs::read_to_string("/proc/self/fdinfo/1")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("flags:"))
+                .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
+        });
+    meta.is_file() && meta.len() == 0 && at_start && flags.is_some_and(|f| f & O_APPEND == 0)
+}
+
+/// True when every byte of `block` is zero (4 KiB at a time, so the inner loop vectorises).
+fn all_zero(block: &[u8]) -> bool {
+    block
+        .chunks(4096)
+        .all(|c| c.iter().fold(0u8, |acc, &b| acc | b) == 0)
+}
+
 /// Copies `source` to `out`: a reader thread fills batches of blocks in parallel (rayon) while
 /// this thread writes the previous batch. Buffers are recycled, so memory stays at a few batches.
-fn stream(source: &dyn ReadAt, out: &mut dyn Write) -> io::Result<u64> {
+/// With `sparse`, all-zero blocks are seeked over and the file's length set at the end.
+fn stream(source: &dyn ReadAt, out: &mut File, sparse: bool) -> io::Result<u64> {
     let len = source.len();
     let progress = indicatif::ProgressBar::new(len);
     if !io::stderr().is_terminal() {
@@ -311,10 +396,17 @@ fn stream(source: &dyn ReadAt, out: &mut dyn Write) -> io::Result<u64> {
         });
         for block in full_rx {
             let block = block?;
-            out.write_all(&block)?;
+            if sparse && all_zero(&block) {
+                out.seek(SeekFrom::Current(block.len() as i64))?;
+            } else {
+                out.write_all(&block)?;
+            }
             written += block.len() as u64;
             progress.set_position(written);
             let _ = free_tx.send(block);
+        }
+        if sparse {
+            out.set_len(written)?;
         }
         out.flush()
     })?;

@@ -387,7 +387,12 @@ fn independent_free_clusters(name: &str) -> u64 {
 
 #[test]
 fn free_space_matches_the_bitmap_counted_independently() {
-    for name in ["basic-4k.img", "basic-64k.img", "frag-4k.img"] {
+    for name in [
+        "basic-4k.img",
+        "basic-64k.img",
+        "frag-4k.img",
+        "huge-4k.img",
+    ] {
         let volume = open(name);
         let free = volume.free_space().unwrap();
         assert_eq!(
@@ -507,10 +512,24 @@ fn damaged_mft_never_panics() {
         seed
     };
     let mut opened = 0;
-    for _ in 0..300 {
-        // Damage a few bytes in the first 80 MFT records (system files, root, our tree).
+    for round in 0..1500 {
+        // Damage a few bytes (single bytes, or all-ones / zero words) in the first 96 MFT records:
+        // system files, the root, our tree; every third round aims at our own files' records.
+        let span = if round % 3 == 0 {
+            64 * 1024..96 * 1024
+        } else {
+            0..96 * 1024
+        };
         let patches = (0..1 + next() % 8)
-            .map(|_| (mft + next() % (80 * 1024), vec![(next() & 0xff) as u8]))
+            .map(|_| {
+                let at = mft + span.start + next() % (span.end - span.start);
+                let bytes = match next() % 3 {
+                    0 => vec![(next() & 0xff) as u8],
+                    1 => vec![0xff; 4],
+                    _ => vec![0; 2],
+                };
+                (at, bytes)
+            })
             .collect();
         let partition = patched(name, None, patches);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

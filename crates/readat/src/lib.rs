@@ -56,7 +56,8 @@ impl ReadAt for [u8] {
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         check_bounds(offset, buf.len(), self.len() as u64)?;
         // In bounds by the check above, so the conversions and the range cannot fail.
-        let start = usize::try_from(offset).map_err(|_| past_end(offset, buf.len(), self.len() as u64))?;
+        let start =
+            usize::try_from(offset).map_err(|_| past_end(offset, buf.len(), self.len() as u64))?;
         let src = self
             .get(start..start.saturating_add(buf.len()))
             .ok_or_else(|| past_end(offset, buf.len(), self.len() as u64))?;
@@ -106,7 +107,10 @@ impl ReadAt for FileReader {
                 // The file shrank under us since it was opened.
                 past_end(offset, buf.len(), self.len)
             } else {
-                io::Error::new(e.kind(), format!("read of {} bytes at offset {offset}: {e}", buf.len()))
+                io::Error::new(
+                    e.kind(),
+                    format!("read of {} bytes at offset {offset}: {e}", buf.len()),
+                )
             }
         })
     }
@@ -154,9 +158,12 @@ impl<R: ReadAt> Slice<R> {
     /// A window over `inner`. Fails when the window reaches past the end of `inner`, so a
     /// partition entry that claims more than the disk has is caught when it is opened.
     pub fn new(inner: R, start: u64, len: u64) -> io::Result<Self> {
-        let end = start
-            .checked_add(len)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("window {start}+{len} overflows")))?;
+        let end = start.checked_add(len).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("window {start}+{len} overflows"),
+            )
+        })?;
         if end > inner.len() {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -184,7 +191,10 @@ impl<R: ReadAt> ReadAt for Slice<R> {
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         check_bounds(offset, buf.len(), self.len)?;
         // start + offset + buf.len() <= start + len, which Slice::new proved does not overflow.
-        let absolute = self.start.checked_add(offset).ok_or_else(|| past_end(offset, buf.len(), self.len))?;
+        let absolute = self
+            .start
+            .checked_add(offset)
+            .ok_or_else(|| past_end(offset, buf.len(), self.len))?;
         self.inner.read_exact_at(absolute, buf)
     }
     fn len(&self) -> u64 {
@@ -237,9 +247,9 @@ impl<R: ReadAt> Extents<R> {
                 continue;
             }
             runs.push((file_offset, extent));
-            file_offset = file_offset
-                .checked_add(extent.len)
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "extent lengths overflow"))?;
+            file_offset = file_offset.checked_add(extent.len).ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidData, "extent lengths overflow")
+            })?;
         }
         Ok(Self { inner, runs, len })
     }
@@ -259,7 +269,9 @@ impl<R: ReadAt> ReadAt for Extents<R> {
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         check_bounds(offset, buf.len(), self.len)?;
         // First run that ends after `offset`.
-        let mut index = self.runs.partition_point(|(start, e)| start.saturating_add(e.len) <= offset);
+        let mut index = self
+            .runs
+            .partition_point(|(start, e)| start.saturating_add(e.len) <= offset);
         let mut pos = offset;
         let mut rest = buf;
         while !rest.is_empty() {
@@ -270,7 +282,9 @@ impl<R: ReadAt> ReadAt for Extents<R> {
             };
             let within = pos.saturating_sub(run_start);
             let available = extent.len.saturating_sub(within);
-            let take = usize::try_from(available).unwrap_or(usize::MAX).min(rest.len());
+            let take = usize::try_from(available)
+                .unwrap_or(usize::MAX)
+                .min(rest.len());
             let (now, later) = rest.split_at_mut(take);
             match extent.source_offset {
                 Some(at) => self.inner.read_exact_at(at.saturating_add(within), now)?,
@@ -307,12 +321,19 @@ pub struct ReadStats {
 impl<R: ReadAt> Counting<R> {
     /// Wraps `inner` with zeroed counters.
     pub fn new(inner: R) -> Self {
-        Self { inner, calls: AtomicU64::new(0), bytes: AtomicU64::new(0) }
+        Self {
+            inner,
+            calls: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+        }
     }
 
     /// The counters now.
     pub fn stats(&self) -> ReadStats {
-        ReadStats { calls: self.calls.load(Ordering::Relaxed), bytes: self.bytes.load(Ordering::Relaxed) }
+        ReadStats {
+            calls: self.calls.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+        }
     }
 
     /// The wrapped source.
@@ -353,15 +374,21 @@ impl<R> Cursor<R> {
 
 impl<R> fmt::Debug for Cursor<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Cursor").field("pos", &self.pos).finish_non_exhaustive()
+        f.debug_struct("Cursor")
+            .field("pos", &self.pos)
+            .finish_non_exhaustive()
     }
 }
 
 impl<R: ReadAt> Read for Cursor<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let remaining = self.inner.len().saturating_sub(self.pos);
-        let take = usize::try_from(remaining).unwrap_or(usize::MAX).min(buf.len());
-        let Some(dst) = buf.get_mut(..take) else { return Ok(0) };
+        let take = usize::try_from(remaining)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        let Some(dst) = buf.get_mut(..take) else {
+            return Ok(0);
+        };
         self.inner.read_exact_at(self.pos, dst)?;
         self.pos = self.pos.saturating_add(take as u64);
         Ok(take)
@@ -375,14 +402,23 @@ impl<R: ReadAt> Seek for Cursor<R> {
             SeekFrom::End(delta) => self.inner.len().checked_add_signed(delta),
             SeekFrom::Current(delta) => self.pos.checked_add_signed(delta),
         };
-        let target = target.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before offset 0 or past u64"))?;
+        let target = target.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek before offset 0 or past u64",
+            )
+        })?;
         self.pos = target;
         Ok(target)
     }
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 mod tests {
     use super::*;
 
@@ -408,9 +444,18 @@ mod tests {
     fn extents_stitch_runs_holes_and_tail() {
         let d = data();
         let runs = [
-            Extent { source_offset: Some(100), len: 4 },
-            Extent { source_offset: None, len: 3 },
-            Extent { source_offset: Some(10), len: 2 },
+            Extent {
+                source_offset: Some(100),
+                len: 4,
+            },
+            Extent {
+                source_offset: None,
+                len: 3,
+            },
+            Extent {
+                source_offset: Some(10),
+                len: 2,
+            },
         ];
         let f = Extents::new(&d, runs, 12).unwrap();
         let mut b = [0xffu8; 12];
@@ -420,7 +465,15 @@ mod tests {
         f.read_exact_at(2, &mut b).unwrap();
         assert_eq!(b, [102, 103, 0]);
         assert!(f.read_exact_at(10, &mut b).is_err());
-        assert!(Extents::new(&d, [Extent { source_offset: Some(255), len: 2 }], 2).is_err());
+        assert!(Extents::new(
+            &d,
+            [Extent {
+                source_offset: Some(255),
+                len: 2
+            }],
+            2
+        )
+        .is_err());
     }
 
     #[test]
@@ -442,6 +495,12 @@ mod tests {
         let mut b = [0u8; 10];
         c.read_exact_at(0, &mut b).unwrap();
         c.read_exact_at(5, &mut b).unwrap();
-        assert_eq!(c.stats(), ReadStats { calls: 2, bytes: 20 });
+        assert_eq!(
+            c.stats(),
+            ReadStats {
+                calls: 2,
+                bytes: 20
+            }
+        );
     }
 }

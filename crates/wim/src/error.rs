@@ -41,6 +41,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Shorthand for [`Error::Corrupt`].
     pub fn corrupt(what: impl Into<String>, offset: u64, detail: impl Into<String>) -> Self {
-        Error::Corrupt { what: what.into(), offset, detail: detail.into() }
+        Error::Corrupt {
+            what: what.into(),
+            offset,
+            detail: detail.into(),
+        }
     }
 }

@@ -16,8 +16,9 @@ use ntfs::structured_values::NtfsAttributeList;
 use ntfs::{NtfsAttribute, NtfsAttributeFlags, NtfsAttributeType, NtfsFile};
 use winre_readat::{Extent, Extents, ReadAt};
 
+use super::cursor::NtfsCursor;
 use super::record;
-use super::volume::{byte_position, NtfsCursor, NtfsVolume};
+use super::volume::{byte_position, NtfsVolume};
 use crate::error::{Error, Result};
 
 /// Most `$ATTRIBUTE_LIST` entries we walk (a file in a million fragments has a few thousand).

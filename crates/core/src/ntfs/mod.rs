@@ -5,6 +5,7 @@
 //! [`winre_readat::ReadAt`], gathers the data runs of files whose `$DATA` spans several MFT
 //! records, enforces the valid data length, and turns the crate's errors into ours.
 
+mod cursor;
 mod file;
 mod free_space;
 mod record;

@@ -57,7 +57,7 @@ struct NonResidentHeaderDisk {
     /// +0x18 last VCN this attribute maps (-1 when it maps none)
     highest_vcn: U64,
     /// +0x20 offset of the mapping pairs (data runs)
-    _mapping_pairs_offset: U16,
+    mapping_pairs_offset: U16,
     /// +0x22 log2 of the compression unit in clusters
     _compression_unit: u8,
     /// +0x23
@@ -96,6 +96,33 @@ pub fn non_resident_header(
     attribute_offset: u64,
 ) -> Result<NonResidentHeader> {
     let record = read_record(volume, record_offset, record_bytes)?;
+    parse_non_resident(&record, record_offset, attribute_offset)
+}
+
+/// Checks the non-resident attribute headers at `attribute_offsets` in the record at
+/// `record_offset`. The `ntfs` crate reads their fields without checking that they fit in the
+/// record (and would panic on a hostile one), so every record is checked here first.
+pub fn check_non_resident_headers(
+    volume: &dyn ReadAt,
+    record_offset: u64,
+    record_bytes: u32,
+    attribute_offsets: &[u64],
+) -> Result<()> {
+    if attribute_offsets.is_empty() {
+        return Ok(());
+    }
+    let record = read_record(volume, record_offset, record_bytes)?;
+    for &offset in attribute_offsets {
+        parse_non_resident(&record, record_offset, offset)?;
+    }
+    Ok(())
+}
+
+fn parse_non_resident(
+    record: &[u8],
+    record_offset: u64,
+    attribute_offset: u64,
+) -> Result<NonResidentHeader> {
     let at = usize::try_from(attribute_offset).unwrap_or(usize::MAX);
     let bytes = record.get(at..).unwrap_or_default();
     let what = "non-resident attribute header";
@@ -115,11 +142,19 @@ pub fn non_resident_header(
         ));
     }
     let length = u64::from(header.length.get());
-    if length < 0x40 || attribute_offset.saturating_add(length) > u64::from(record_bytes) {
+    if length < 0x40 || attribute_offset.saturating_add(length) > record.len() as u64 {
         return Err(Error::corrupt(
             what,
             position,
             format!("attribute length {length} does not fit the record"),
+        ));
+    }
+    let runs_offset = u64::from(header.mapping_pairs_offset.get());
+    if runs_offset < 0x40 || runs_offset > length {
+        return Err(Error::corrupt(
+            what,
+            position,
+            format!("data runs offset {runs_offset} lies outside the attribute of {length} bytes"),
         ));
     }
     let lowest_vcn = header.lowest_vcn.get();

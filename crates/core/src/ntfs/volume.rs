@@ -1,7 +1,7 @@
 //! An NTFS volume: its boot sector, its `$UpCase` table, and path lookup from the root.
 //!
 //! The `ntfs` crate does the parsing; it reads through `Read + Seek`, so every operation makes its
-//! own [`Cursor`] over the shared partition. The [`Ntfs`] state (boot sector values and `$UpCase`)
+//! own cursor over the shared partition (with a read budget, see `cursor.rs`). The [`Ntfs`] state (boot sector values and `$UpCase`)
 //! is read once and shared, so a volume can serve many threads at once.
 //!
 // Sources: the `ntfs` crate (boot sector, MFT, indexes, $UpCase collation); the Linux-NTFS
@@ -11,13 +11,12 @@ use std::sync::Arc;
 
 use ntfs::indexes::NtfsFileNameIndex;
 use ntfs::{Ntfs, NtfsFile, NtfsFileFlags};
-use winre_readat::{Cursor, ReadAt};
+use winre_readat::ReadAt;
 
+use super::cursor::NtfsCursor;
 use super::file::FileHandle;
+use super::record;
 use crate::error::{Error, Result};
-
-/// The `Read + Seek` adapter the `ntfs` crate reads through: one per operation.
-pub(crate) type NtfsCursor = Cursor<Arc<dyn ReadAt>>;
 
 /// Most path components we follow; deeper paths are refused (Windows' MAX_PATH is far below).
 pub const MAX_PATH_COMPONENTS: usize = 128;
@@ -78,7 +77,7 @@ impl NtfsVolume {
                 ),
             ));
         }
-        let mut fs = Cursor::new(Arc::clone(&partition));
+        let mut fs = NtfsCursor::new(Arc::clone(&partition));
         let mut ntfs = Ntfs::new(&mut fs).map_err(|e| Error::corrupt(what, 0, e.to_string()))?;
         if ntfs.size() > partition.len() {
             return Err(Error::corrupt(
@@ -159,22 +158,39 @@ impl NtfsVolume {
     }
 
     pub(crate) fn cursor(&self) -> NtfsCursor {
-        Cursor::new(Arc::clone(&self.partition))
+        NtfsCursor::new(Arc::clone(&self.partition))
     }
 
-    /// Reads MFT record `record`.
+    /// Reads MFT record `record`, checking that it is in use and that its non-resident attribute
+    /// headers fit in it (the `ntfs` crate reads them unchecked).
     pub(crate) fn file<'n>(&'n self, fs: &mut NtfsCursor, record: u64) -> Result<NtfsFile<'n>> {
+        let what = || format!("MFT record {record}");
         let file = self
             .ntfs
             .file(fs, record)
-            .map_err(|e| Error::ntfs(format!("MFT record {record}"), e))?;
+            .map_err(|e| Error::ntfs(what(), e))?;
+        let record_offset = byte_position(file.position());
         if !file.flags().contains(NtfsFileFlags::IN_USE) {
             return Err(Error::corrupt(
-                format!("MFT record {record}"),
-                byte_position(file.position()),
+                what(),
+                record_offset,
                 "the record is not in use (a stale reference?)",
             ));
         }
+        let mut non_resident = Vec::new();
+        for attribute in file.attributes_raw() {
+            let attribute = attribute.map_err(|e| Error::ntfs(what(), e))?;
+            if !attribute.is_resident() {
+                non_resident
+                    .push(byte_position(attribute.position()).saturating_sub(record_offset));
+            }
+        }
+        record::check_non_resident_headers(
+            self.partition.as_ref(),
+            record_offset,
+            self.record_size(),
+            &non_resident,
+        )?;
         Ok(file)
     }
 

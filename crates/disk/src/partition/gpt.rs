@@ -413,6 +413,11 @@ pub struct Gpt {
 
 /// Reads and validates the header at `lba` (with `sector_size`), then its entry array.
 pub fn read_copy(disk: &dyn ReadAt, lba: u64, sector_size: u32, source: Source) -> Result<Gpt> {
+    if !matches!(sector_size, 512 | 1024 | 2048 | 4096) {
+        return Err(Error::Unsupported(format!(
+            "GPT with {sector_size}-byte sectors"
+        )));
+    }
     let offset = lba.checked_mul(u64::from(sector_size)).ok_or_else(|| {
         Error::corrupt(
             format!("GPT header ({source})"),
