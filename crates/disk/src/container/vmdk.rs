@@ -759,11 +759,17 @@ pub fn open(path: &Path, options: &OpenOptions) -> Result<Disk> {
     let mut magic = [0u8; 4];
     file.read_exact_at(0, &mut magic)?;
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    if magic == SPARSE_MAGIC {
-        open_sparse_file(file, path, &base_dir, options)
+    let mut disk = if magic == SPARSE_MAGIC {
+        open_sparse_file(file, path, &base_dir, options)?
     } else {
-        open_descriptor_file(file.as_ref(), path, &base_dir, options)
+        open_descriptor_file(file.as_ref(), path, &base_dir, options)?
+    };
+    if options.verify_container {
+        disk.info
+            .notes
+            .push("VMDK stores no hash of the guest: nothing to verify".into());
     }
+    Ok(disk)
 }
 
 fn display_name(path: &Path) -> String {
