@@ -14,8 +14,9 @@
 //! flags, size, reserved, union}; device types 5 boot, 6 partition, 8 locate; local device type 3
 //! ramdisk) and grub4dos/ntloader bcd.c (concrete offsets of a ramdisk/WIM device and of a
 //! partition: partition id at +0x10, partition table type at +0x24 (0 GPT, 1 MBR), disk id at
-//! +0x28, size 0x48). The MBR partition id holding the partition's byte offset is inferred from
-//! how Windows breaks such entries when partitions move; treat it as such.
+//! +0x28, size 0x48). For MBR disks the partition id starts with the partition's byte offset
+//! and the disk id with the disk signature: element offsets 0x20 and 0x38, as Bromium's uXen
+//! disklib bcdedit example (ISC) reads them to find the boot volume.
 
 use serde::Serialize;
 use winre_hive::{Hive, HiveHealth, Key, ReadAt};
@@ -70,7 +71,7 @@ pub enum BcdDevice {
         partition_guid: Option<String>,
         /// GPT: the disk GUID.
         disk_guid: Option<String>,
-        /// MBR: the partition's starting byte offset on the disk (inferred meaning).
+        /// MBR: the partition's starting byte offset on the disk.
         partition_offset_bytes: Option<u64>,
         /// MBR: the disk signature.
         mbr_signature: Option<u32>,
@@ -200,6 +201,23 @@ pub fn read_bcd_winre<R: ReadAt>(hive: &Hive<R>) -> Result<BcdWinre, BcdError> {
     }
     out.notes = notes;
     Ok(out)
+}
+
+/// Reads one loader object by GUID (for example ReAgent.xml's `WinreBCD id`), whether or not
+/// the default loader's recoverysequence points at it. `Ok(None)` when the store has no such object.
+pub fn read_loader_by_id<R: ReadAt>(
+    hive: &Hive<R>,
+    id: &str,
+) -> Result<(Option<WinreLoader>, Vec<String>), BcdError> {
+    let objects = hive
+        .key("Objects")?
+        .ok_or_else(|| BcdError::NotBcd("the hive has no Objects key".into()))?;
+    let mut notes = Vec::new();
+    let loader = match objects.subkey(id)? {
+        Some(obj) => Some(read_winre_loader(&objects, &obj, id, &mut notes)?),
+        None => None,
+    };
+    Ok((loader, notes))
 }
 
 fn read_winre_loader<R: ReadAt>(

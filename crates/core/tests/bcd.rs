@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use winre_core::bcd::{parse_device_element, read_bcd_winre, BcdDevice};
+use winre_core::bcd::{parse_device_element, read_bcd_winre, read_loader_by_id, BcdDevice};
 use winre_hive::Hive;
 use winre_readat::FileReader;
 
@@ -128,6 +128,19 @@ fn follows_default_loader_to_the_winre_ramdisk() {
         r"\Recovery\WindowsRE\Winre.wim"
     );
     assert_eq!(json["winre_loader"]["device"]["device"]["kind"], "ramdisk");
+    // The same object found by id (as ReAgent.xml's WinreBCD names it), in any letter case.
+    let (by_id, notes) = read_loader_by_id(&hive, &WINRE.to_uppercase()).unwrap();
+    assert!(notes.is_empty());
+    assert_eq!(
+        by_id.unwrap().ramdisk_path.as_deref(),
+        Some(r"\Recovery\WindowsRE\Winre.wim")
+    );
+    assert!(
+        read_loader_by_id(&hive, "{00000000-0000-0000-0000-000000000001}")
+            .unwrap()
+            .0
+            .is_none()
+    );
 }
 
 #[test]

@@ -285,8 +285,9 @@ impl Header {
         Self::try_from(&disk)
     }
 
-    /// Checks that the blob table, XML data and integrity table lie inside a file of
-    /// `file_len` bytes, after the header.
+    /// Checks that the blob table and XML data lie inside a file of `file_len` bytes, after the
+    /// header. (The integrity table is checked when it is read, so a damaged one does not stop
+    /// the rest of the WIM from being read.)
     pub fn check_within(&self, file_len: u64) -> Result<()> {
         if self.blob_table.is_empty() && self.xml.is_empty() {
             return Err(Error::corrupt(
@@ -295,11 +296,7 @@ impl Header {
                 "no blob table and no XML data: the WIM was never finished (write in progress?)",
             ));
         }
-        let mut parts = vec![("blob table", self.blob_table), ("XML data", self.xml)];
-        if let Some(integrity) = self.integrity {
-            parts.push(("integrity table", integrity));
-        }
-        for (what, reshdr) in parts {
+        for (what, reshdr) in [("blob table", self.blob_table), ("XML data", self.xml)] {
             reshdr.check_within(what, file_len)?;
             if reshdr.offset < HEADER_SIZE {
                 return Err(Error::corrupt(

@@ -63,6 +63,10 @@ impl IntegrityTable {
                 reshdr.original_size
             )));
         }
+        if reshdr.offset < HEADER_SIZE {
+            return Err(corrupt("the table overlaps the WIM header".into()));
+        }
+        reshdr.check_within(what, reader.len())?;
         let spec = ResourceSpec {
             reshdr,
             compression: header.compression,

@@ -201,6 +201,20 @@ impl ChunkLayout {
                 "too large",
             ))
         })?;
+        // The entries must lie in the file before we allocate for them.
+        let table_end = self
+            .entry_offset(entries_from)
+            .saturating_add(raw_len as u64);
+        if table_end > reader.len() || table_end > self.data_offset {
+            return Err(Fault::Layout(Error::corrupt(
+                "chunk table",
+                self.table_offset,
+                format!(
+                    "entries end at {table_end}, past the table or the file ({} bytes)",
+                    reader.len()
+                ),
+            )));
+        }
         let mut raw = vec![0u8; raw_len];
         reader
             .read_exact_at(self.entry_offset(entries_from), &mut raw)
