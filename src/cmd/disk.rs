@@ -32,6 +32,9 @@ pub enum DiskCommand {
         /// Print to stderr the time and the bytes read to open the container and read the table.
         #[arg(long)]
         stats: bool,
+        /// Check the container's stored hash (the MD5 of an E01) by reading the whole image.
+        #[arg(long)]
+        verify_container: bool,
     },
     /// Stream the guest disk (or one partition) as raw bytes to stdout.
     Cat {
@@ -53,7 +56,8 @@ pub fn run(command: &DiskCommand) -> anyhow::Result<ExitCode> {
             json,
             parent,
             stats,
-        } => info(image, *json, parent.as_deref(), *stats),
+            verify_container,
+        } => info(image, *json, parent.as_deref(), *stats, *verify_container),
         DiskCommand::Cat {
             image,
             partition,
@@ -63,9 +67,13 @@ pub fn run(command: &DiskCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn open(image: &Path, parent: Option<&Path>) -> anyhow::Result<Disk> {
+    open_with(image, parent, false)
+}
+
+fn open_with(image: &Path, parent: Option<&Path>, verify_container: bool) -> anyhow::Result<Disk> {
     let options = OpenOptions {
         parent: parent.map(Path::to_path_buf),
-        ..OpenOptions::default()
+        verify_container,
     };
     container::open(image, &options).with_context(|| format!("{}", image.display()))
 }
@@ -78,7 +86,13 @@ enum Counter {
     Guest(Arc<Counting<Arc<dyn ReadAt>>>),
 }
 
-fn info(image: &Path, json: bool, parent: Option<&Path>, stats: bool) -> anyhow::Result<ExitCode> {
+fn info(
+    image: &Path,
+    json: bool,
+    parent: Option<&Path>,
+    stats: bool,
+    verify_container: bool,
+) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let context = || format!("{}", image.display());
     let file = Arc::new(Counting::new(
@@ -86,13 +100,13 @@ fn info(image: &Path, json: bool, parent: Option<&Path>, stats: bool) -> anyhow:
     ));
     let options = OpenOptions {
         parent: parent.map(Path::to_path_buf),
-        ..OpenOptions::default()
+        verify_container,
     };
     let (disk, counter) =
         match container::open_reader(Arc::clone(&file) as Arc<dyn ReadAt>, &options) {
             Ok(disk) => (disk, Counter::File(file)),
             Err(winre_disk::Error::Unsupported(_)) => {
-                let disk = open(image, parent)?;
+                let disk = open_with(image, parent, verify_container)?;
                 let guest = Arc::new(Counting::new(Arc::clone(&disk.reader)));
                 let reader = Arc::clone(&guest) as Arc<dyn ReadAt>;
                 (

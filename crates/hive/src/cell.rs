@@ -111,6 +111,25 @@ impl<R: ReadAt> Cells<R> {
         Ok(data)
     }
 
+    /// Reads `buf.len()` bytes at `rel` in the hive bins data, checking the bounds.
+    pub fn read_raw(&self, rel: u32, buf: &mut [u8]) -> Result<()> {
+        let end = u32::try_from(buf.len())
+            .ok()
+            .and_then(|n| rel.checked_add(n));
+        if end.is_none_or(|end| end > self.bins_size_bytes) {
+            return Err(Error::corrupt(
+                "hive bins data",
+                BASE_BLOCK_BYTES.saturating_add(u64::from(rel)),
+                format!(
+                    "read of {} bytes runs past the end ({} bytes)",
+                    buf.len(),
+                    self.bins_size_bytes
+                ),
+            ));
+        }
+        self.read_bins(rel, buf)
+    }
+
     /// Reads `buf.len()` bytes at `rel` in the hive bins data; the caller has bounds-checked.
     fn read_bins(&self, rel: u32, buf: &mut [u8]) -> Result<()> {
         if buf.len() > UNCACHED_READ_BYTES {

@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 mod base_block;
+mod bins;
 mod cell;
 mod error;
 mod key;
@@ -29,6 +30,7 @@ mod name;
 mod value;
 
 pub use base_block::{checksum, BaseBlock, HiveHealth, BASE_BLOCK_BYTES};
+pub use bins::BinsSummary;
 pub use cell::{MAX_CELL_BYTES, NO_CELL};
 pub use error::{Error, Result};
 pub use key::{Key, KeyNode, Subkeys, MAX_SUBKEYS_PER_KEY, MAX_VALUES_PER_KEY};

@@ -244,6 +244,7 @@ fn random_mutations_never_panic() {
             b[at as usize] = next() as u8;
         }
         if let Ok(hive) = Hive::open(b) {
+            let _ = hive.check_bins();
             if let Ok(root) = hive.root() {
                 let mut budget = 1000;
                 walk(&root, 0, &mut budget);

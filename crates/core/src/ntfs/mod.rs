@@ -14,3 +14,14 @@ mod volume;
 pub use file::{DataRun, FileAttributes, FileHandle};
 pub use free_space::FreeSpace;
 pub use volume::{NtfsVolume, MAX_PATH_COMPONENTS};
+
+#[cfg(test)]
+mod tests {
+    /// The scan shares a volume and its files between rayon workers.
+    #[test]
+    fn volume_and_files_are_shareable() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<super::NtfsVolume>();
+        shareable::<super::FileHandle>();
+    }
+}

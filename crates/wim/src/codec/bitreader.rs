@@ -134,11 +134,13 @@ impl<'a> BitReader<'a> {
         Ok(())
     }
 
-    /// Gives back buffered whole units until fewer than `keep_below` bits stay buffered, so the
-    /// byte cursor is where a reader that loads one unit at a time would have it. Clears the
-    /// bits below the kept ones (they no longer describe what follows).
-    pub(crate) fn unload_units(&mut self, keep_below: u32) {
-        while self.count >= keep_below && self.count >= 16 {
+    /// Puts the byte cursor where a reader that loads one unit at a time, and keeps 16 to 31
+    /// bits buffered, would have it (XPRESS reads its raw length bytes there): loads units if
+    /// fewer than 16 bits are buffered, gives back whole units while 32 or more are. Clears the
+    /// bits below the kept ones (raw bytes, not those units, come next now).
+    pub(crate) fn hold_16_to_31_bits(&mut self) {
+        self.ensure(16);
+        while self.count >= 32 {
             self.count = self.count.wrapping_sub(16);
             self.pos = self.pos.saturating_sub(2);
         }
@@ -158,8 +160,8 @@ impl<'a> BitReader<'a> {
         self.count = 0;
     }
 
-    /// Reads `dst.len()` raw bytes at the byte cursor. The buffer must be empty (after
-    /// `align_to_unit` or `unload_units`).
+    /// Reads `dst.len()` raw bytes at the byte cursor. Bits below the buffered ones must be zero:
+    /// call `align_to_unit` or `hold_16_to_31_bits` first.
     pub(crate) fn read_bytes(&mut self, dst: &mut [u8]) -> Result<(), DecodeError> {
         debug_assert!(self.count == 0 || self.buf.checked_shl(self.count).unwrap_or(0) == 0);
         let end = self

@@ -287,7 +287,8 @@ impl LzxDecoder {
         let end = out.len();
         let mut pos = start;
         while pos < end {
-            br.refill();
+            // Enough for the main and length symbols; the offset bits refill again if needed.
+            br.ensure(MAX_MAIN_LEN + MAX_LEN_LEN);
             let sym = self
                 .main_table
                 .decode(br)

@@ -71,7 +71,8 @@ impl ChunkDecoder for XpressDecoder {
         let out_len = output.len();
         let mut pos = 0usize;
         while pos < out_len {
-            br.refill();
+            // Enough for the symbol and the offset bits.
+            br.ensure(2 * MAX_CODEWORD_LEN);
             let sym = self
                 .table
                 .decode(&mut br)
@@ -90,7 +91,7 @@ impl ChunkDecoder for XpressDecoder {
             let mut length = (sym & 0xF) as usize;
             if length == 0xF {
                 // The raw bytes follow the units a one-unit-at-a-time reader would hold now.
-                br.unload_units(32);
+                br.hold_16_to_31_bits();
                 let extra = br
                     .read_u8()
                     .map_err(|_| DecodeError::Truncated { at: at(&br) })?;
