@@ -197,8 +197,8 @@ pub fn render_text(r: &ScanReport) -> String {
                 .min_version
                 .map(|v| v.to_string())
                 .unwrap_or_else(|| "?".into());
-            // The KB text can carry a note ("KB5034441 (CVE-2024-20666)"): keep it last.
-            let _ = writeln!(s, "    {state:<14} >= {min:<18} {}", u.kb);
+            // The title can carry a note ("KB5034441 (CVE-2024-20666)"): keep it last.
+            let _ = writeln!(s, "    {state:<14} >= {min:<18} {}", u.title);
         }
     }
     if r.problems.is_empty() {

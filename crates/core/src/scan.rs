@@ -525,20 +525,11 @@ pub fn check(report: &ScanReport, requirement: &Requirement) -> Vec<String> {
         }
     }
     if let Some(kb) = &requirement.kb {
-        let wanted = kb.trim().to_ascii_uppercase();
-        let wanted = if wanted.starts_with("KB") {
-            wanted
-        } else {
-            format!("KB{wanted}")
-        };
-        // The table's `kb` may carry a note after the number ("KB5034441 (CVE-2024-20666)").
-        let kb_number = |kb: &str| {
-            kb.split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_ascii_uppercase()
-        };
-        match report.updates.iter().find(|u| kb_number(&u.kb) == wanted) {
+        let trimmed = kb.trim();
+        let wanted = updates::kb_number(trimmed)
+            .or_else(|| updates::kb_number(&format!("KB{trimmed}")))
+            .unwrap_or_else(|| trimmed.to_ascii_uppercase());
+        match report.updates.iter().find(|u| u.kb.as_deref() == Some(&wanted)) {
             Some(u) => match (u.installed, u.min_version) {
                 (Some(true), _) => {}
                 (Some(false), Some(min)) => reasons.push(format!(
@@ -554,7 +545,7 @@ pub fn check(report: &ScanReport, requirement: &Requirement) -> Vec<String> {
             None => {
                 let known = updates::known_updates()
                     .iter()
-                    .find(|u| kb_number(&u.kb) == wanted);
+                    .find(|u| u.kb.as_deref() == Some(&wanted));
                 match (known, version) {
                     (Some(row), Some(v)) => reasons.push(format!(
                         "{wanted} is for WinRE build family {}, this WinRE is build {}",

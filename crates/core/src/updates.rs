@@ -25,8 +25,10 @@ const TABLE: &str = include_str!("../data/winre-updates.csv");
 pub struct UpdateRow {
     /// The WinRE build the update applies to (19041 covers Windows 10 2004 to 22H2).
     pub family_build: u32,
-    /// The KB (or script / cumulative update) name.
-    pub kb: String,
+    /// The KB number ("KB5034441"), or `None` for an update that has none (a cumulative update).
+    pub kb: Option<String>,
+    /// What the update is, as the table names it ("KB5034441 (CVE-2024-20666)").
+    pub title: String,
     /// Release date as published (YYYY-MM-DD, or YYYY-MM when only the month is known).
     pub release_date: String,
     /// The WinRE version at or above which the update counts as installed, when published.
@@ -40,8 +42,10 @@ pub struct UpdateRow {
 /// Whether one update is present in a WinRE image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UpdateStatus {
-    /// The KB (or script / cumulative update) name.
-    pub kb: String,
+    /// The KB number ("KB5034441"), or `None` for an update that has none (a cumulative update).
+    pub kb: Option<String>,
+    /// What the update is ("KB5034441 (CVE-2024-20666)").
+    pub title: String,
     /// Release date as published.
     pub release_date: String,
     /// The threshold version, when published.
@@ -99,7 +103,8 @@ pub fn parse_table(text: &str) -> Result<Vec<UpdateRow>, String> {
         }
         rows.push(UpdateRow {
             family_build,
-            kb: kb.to_string(),
+            kb: kb_number(kb),
+            title: kb.to_string(),
             release_date: date.to_string(),
             min_version,
             confirmed,
@@ -107,6 +112,17 @@ pub fn parse_table(text: &str) -> Result<Vec<UpdateRow>, String> {
         });
     }
     Ok(rows)
+}
+
+/// The first "KB" followed by digits in `text`, upper-cased: the machine-readable KB of a row.
+pub fn kb_number(text: &str) -> Option<String> {
+    text.split(|c: char| !c.is_ascii_alphanumeric()).find_map(|word| {
+        let digits = word.get(2..)?;
+        let is_kb = word.get(..2)?.eq_ignore_ascii_case("KB")
+            && !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit());
+        is_kb.then(|| format!("KB{digits}"))
+    })
 }
 
 /// The embedded table (empty only if the embedded file fails to parse, which a unit test rules out).
@@ -134,6 +150,7 @@ pub fn updates_for(version: WinreVersion) -> Vec<UpdateStatus> {
         .filter(|row| row.family_build == family)
         .map(|row| UpdateStatus {
             kb: row.kb.clone(),
+            title: row.title.clone(),
             release_date: row.release_date.clone(),
             min_version: row.min_version,
             installed: row.min_version.map(|min| version >= min),
@@ -154,7 +171,7 @@ mod tests {
         assert_eq!(rows.len(), known_updates().len());
         assert!(rows.len() >= 30);
         // Spot checks against winre-facts.md section 1.
-        let kb = |name: &str| rows.iter().find(|r| r.kb.starts_with(name)).unwrap();
+        let kb = |name: &str| rows.iter().find(|r| r.kb.as_deref() == Some(name)).unwrap();
         assert_eq!(
             kb("KB5034441").min_version.unwrap().to_string(),
             "10.0.19041.3920"
@@ -188,14 +205,14 @@ mod tests {
         assert!(status
             .iter()
             .all(|s| s.min_version.is_none_or(|m| m.build == 19041)));
-        let get = |name: &str| status.iter().find(|s| s.kb.starts_with(name)).unwrap();
+        let get = |name: &str| status.iter().find(|s| s.kb.as_deref() == Some(name)).unwrap();
         assert_eq!(get("KB5034441").installed, Some(true));
         assert_eq!(get("KB5057589").installed, Some(true));
         assert_eq!(get("KB5087593").installed, None);
         let old = updates_for("10.0.19041.3919".parse().unwrap());
         assert_eq!(
             old.iter()
-                .find(|s| s.kb.starts_with("KB5034441"))
+                .find(|s| s.kb.as_deref() == Some("KB5034441"))
                 .unwrap()
                 .installed,
             Some(false)

@@ -325,7 +325,7 @@ fn gpt_recovery_after_os_with_room() {
     let kb = r
         .updates
         .iter()
-        .find(|u| u.kb == "KB5057589")
+        .find(|u| u.kb.as_deref() == Some("KB5057589"))
         .expect("KB5057589 listed for 19041");
     assert_eq!(kb.installed, Some(true));
     let pass = scan::check(
@@ -354,7 +354,7 @@ fn gpt_recovery_too_small_and_registry_claims_newer() {
         "{:#?}",
         r.problems
     );
-    let kb = r.updates.iter().find(|u| u.kb == "KB5057589").unwrap();
+    let kb = r.updates.iter().find(|u| u.kb.as_deref() == Some("KB5057589")).unwrap();
     assert_eq!(kb.installed, Some(false));
     let fails = scan::check(
         &r,
