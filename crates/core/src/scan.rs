@@ -529,7 +529,11 @@ pub fn check(report: &ScanReport, requirement: &Requirement) -> Vec<String> {
         let wanted = updates::kb_number(trimmed)
             .or_else(|| updates::kb_number(&format!("KB{trimmed}")))
             .unwrap_or_else(|| trimmed.to_ascii_uppercase());
-        match report.updates.iter().find(|u| u.kb.as_deref() == Some(&wanted)) {
+        match report
+            .updates
+            .iter()
+            .find(|u| u.kb.as_deref() == Some(&wanted))
+        {
             Some(u) => match (u.installed, u.min_version) {
                 (Some(true), _) => {}
                 (Some(false), Some(min)) => reasons.push(format!(

@@ -116,13 +116,14 @@ pub fn parse_table(text: &str) -> Result<Vec<UpdateRow>, String> {
 
 /// The first "KB" followed by digits in `text`, upper-cased: the machine-readable KB of a row.
 pub fn kb_number(text: &str) -> Option<String> {
-    text.split(|c: char| !c.is_ascii_alphanumeric()).find_map(|word| {
-        let digits = word.get(2..)?;
-        let is_kb = word.get(..2)?.eq_ignore_ascii_case("KB")
-            && !digits.is_empty()
-            && digits.bytes().all(|b| b.is_ascii_digit());
-        is_kb.then(|| format!("KB{digits}"))
-    })
+    text.split(|c: char| !c.is_ascii_alphanumeric())
+        .find_map(|word| {
+            let digits = word.get(2..)?;
+            let is_kb = word.get(..2)?.eq_ignore_ascii_case("KB")
+                && !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit());
+            is_kb.then(|| format!("KB{digits}"))
+        })
 }
 
 /// The embedded table (empty only if the embedded file fails to parse, which a unit test rules out).
@@ -166,6 +167,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn kb_number_finds_the_kb_and_nothing_else() {
+        assert_eq!(
+            kb_number("KB5034441 (CVE-2024-20666)").as_deref(),
+            Some("KB5034441")
+        );
+        assert_eq!(
+            kb_number("Safe OS DU KB5046916 (wrapper KB unconfirmed)").as_deref(),
+            Some("KB5046916")
+        );
+        assert_eq!(kb_number("kb5057589").as_deref(), Some("KB5057589"));
+        assert_eq!(
+            kb_number("January 2024 cumulative update (no separate WinRE KB)"),
+            None
+        );
+        assert_eq!(kb_number("KB"), None);
+    }
+
+    #[test]
     fn embedded_table_parses_and_matches_the_reference() {
         let rows = parse_table(TABLE).unwrap();
         assert_eq!(rows.len(), known_updates().len());
@@ -205,7 +224,12 @@ mod tests {
         assert!(status
             .iter()
             .all(|s| s.min_version.is_none_or(|m| m.build == 19041)));
-        let get = |name: &str| status.iter().find(|s| s.kb.as_deref() == Some(name)).unwrap();
+        let get = |name: &str| {
+            status
+                .iter()
+                .find(|s| s.kb.as_deref() == Some(name))
+                .unwrap()
+        };
         assert_eq!(get("KB5034441").installed, Some(true));
         assert_eq!(get("KB5057589").installed, Some(true));
         assert_eq!(get("KB5087593").installed, None);

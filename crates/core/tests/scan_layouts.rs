@@ -354,7 +354,11 @@ fn gpt_recovery_too_small_and_registry_claims_newer() {
         "{:#?}",
         r.problems
     );
-    let kb = r.updates.iter().find(|u| u.kb.as_deref() == Some("KB5057589")).unwrap();
+    let kb = r
+        .updates
+        .iter()
+        .find(|u| u.kb.as_deref() == Some("KB5057589"))
+        .unwrap();
     assert_eq!(kb.installed, Some(false));
     let fails = scan::check(
         &r,
