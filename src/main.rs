@@ -14,7 +14,7 @@ mod cmd;
 #[command(
     name = "winre",
     version,
-    about = "Inspect and patch WinRE inside Windows disk images, offline and read-only by default"
+    about = "Inspect WinRE inside Windows disk images: offline, read-only, no mounting"
 )]
 struct Cli {
     #[command(subcommand)]
