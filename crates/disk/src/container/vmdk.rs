@@ -649,9 +649,10 @@ impl ReadAt for SparseExtent {
         };
         let mut pos = offset;
         while pos < end {
-            let grain = pos.checked_div(self.grain_bytes).unwrap_or(0);
-            let within = pos.checked_rem(self.grain_bytes).unwrap_or(0);
+            let grain = pos.checked_div(self.source.grain_bytes).unwrap_or(0);
+            let within = pos.checked_rem(self.source.grain_bytes).unwrap_or(0);
             let take = self
+                .source
                 .grain_bytes
                 .saturating_sub(within)
                 .min(end.saturating_sub(pos));
