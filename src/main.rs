@@ -31,6 +31,12 @@ enum Command {
     /// Read disk image containers and their partition tables.
     #[command(subcommand)]
     Disk(cmd::disk::DiskCommand),
+    /// Find WinRE in disk images: location, status, version, free space, updates, problems.
+    Scan(cmd::scan::ScanArgs),
+    /// Pass or fail disk images against a WinRE requirement (exit 0 pass, 1 fail, 2 unreadable).
+    Check(cmd::check::CheckArgs),
+    /// Copy Winre.wim out of a disk image and print its SHA-256.
+    Extract(cmd::extract::ExtractArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +45,9 @@ fn main() -> ExitCode {
         Command::Wim(c) => cmd::wim::run(c),
         Command::Verify(a) => cmd::verify::run(a),
         Command::Disk(c) => cmd::disk::run(c),
+        Command::Scan(a) => cmd::scan::run(a),
+        Command::Check(a) => cmd::check::run(a),
+        Command::Extract(a) => cmd::extract::run(a),
     };
     match result {
         Ok(code) => code,

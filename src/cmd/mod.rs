@@ -1,5 +1,8 @@
 //! One module per subcommand.
 
+pub mod check;
 pub mod disk;
+pub mod extract;
+pub mod scan;
 pub mod verify;
 pub mod wim;

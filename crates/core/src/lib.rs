@@ -5,8 +5,12 @@
 
 pub mod bcd;
 pub mod error;
+pub mod fat;
+pub mod locate;
 pub mod ntfs;
 pub mod reagent;
+pub mod report;
+pub mod scan;
 pub mod software;
 pub mod updates;
 pub mod version;

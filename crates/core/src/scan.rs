@@ -1,0 +1,584 @@
+//! `winre scan`: everything an admin or an examiner asks about WinRE in one disk image, read in
+//! a few MiB: where it is, whether it is enabled, its version (WIM XML and the registry's claim),
+//! the free space of its volume against what updates need, and the known updates it has.
+//!
+//! Findings that do not stop the scan (a BCD that cannot be read, a version mismatch, too little
+//! free space) become `problems` in the report; only an image whose container or partition
+//! table cannot be read is an error.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use winre_disk::container::{self, Disk, OpenOptions};
+use winre_disk::partition::{Kind, Scheme};
+use winre_disk::probe::Filesystem;
+use winre_readat::{Counting, ReadAt};
+use winre_wim::codec::Compression;
+
+use crate::locate::{self, DiskView, FoundBcd, FoundReagent, FoundWim};
+use crate::report::{
+    BcdSummary, PartitionSummary, ReadSummary, ReagentSummary, RecoverySpace, ScanReport,
+    SourceInfo, TableSummary, VersionSources, WimSummary, WinreReport, WinreStatus,
+};
+use crate::updates::{self, REQUIRED_FREE_BYTES};
+use crate::version::WinreVersion;
+use crate::Result;
+
+/// What to do beyond the default scan.
+#[derive(Debug, Clone, Copy)]
+pub struct ScanOptions {
+    /// Free bytes the WinRE volume needs (default 262,144,000).
+    pub required_free_bytes: u64,
+    /// Read the whole Winre.wim to give its SHA-256.
+    pub hash: bool,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        Self {
+            required_free_bytes: REQUIRED_FREE_BYTES,
+            hash: false,
+        }
+    }
+}
+
+/// Opens the image at `path` (any container winre reads) and scans it.
+pub fn scan_path(path: &Path, options: &ScanOptions) -> Result<ScanReport> {
+    let disk = container::open(path, &OpenOptions::default())?;
+    scan_disk(&path.display().to_string(), &disk, options)
+}
+
+/// Scans an opened disk; `label` is the path shown in the report.
+pub fn scan_disk(label: &str, disk: &Disk, options: &ScanOptions) -> Result<ScanReport> {
+    let counting = Arc::new(Counting::new(Arc::clone(&disk.reader)));
+    let reader: Arc<dyn ReadAt> = counting.clone();
+    let view = DiskView::open(Disk {
+        reader,
+        info: disk.info.clone(),
+    })?;
+    let mut report = inspect(label, &view, options)?;
+    let stats = counting.stats();
+    report.stats = ReadSummary {
+        bytes_read: stats.bytes,
+        read_calls: stats.calls,
+    };
+    Ok(report)
+}
+
+/// Everything but the read counters.
+fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanReport> {
+    let mut problems = Vec::new();
+    for part in &view.table.partitions {
+        if part.filesystem == Filesystem::Bitlocker {
+            problems.push(format!(
+                "partition {} is BitLocker-encrypted: winre cannot look inside it (unlock it and scan a decrypted image)",
+                part.number
+            ));
+        }
+    }
+    let os_partitions = view.os_partitions(&mut problems);
+    if os_partitions.is_empty() {
+        problems.push(r"no OS volume found (an NTFS partition with \Windows\System32)".to_string());
+    }
+    let reagent = view.reagent(&os_partitions).unwrap_or_else(|e| {
+        problems.push(format!("ReAgent.xml could not be read: {e}"));
+        None
+    });
+    if reagent.is_none() && !os_partitions.is_empty() {
+        problems.push(format!(
+            "no ReAgent.xml ({}) on the OS volume",
+            locate::REAGENT_PATH
+        ));
+    }
+    let bcd = view.bcd().unwrap_or_else(|e| {
+        problems.push(format!("BCD store could not be read: {e}"));
+        None
+    });
+    let software = view.software_versions(&os_partitions).unwrap_or_else(|e| {
+        problems.push(format!("SOFTWARE hive could not be read: {e}"));
+        None
+    });
+    if let Some(text) = software
+        .as_ref()
+        .and_then(|s| s.winre_version_unparsed.as_deref())
+    {
+        problems.push(format!(
+            "registry WinREVersion {text:?} is not a version MAJOR.MINOR.BUILD.REVISION"
+        ));
+    }
+    let registry = software.as_ref().and_then(|s| s.winre_version);
+
+    let found = view.locate(
+        reagent.as_ref(),
+        bcd.as_ref(),
+        &os_partitions,
+        &mut problems,
+    );
+    let (wim, wim_xml) = match &found {
+        Some(f) => match read_wim(f, options.hash) {
+            Ok((summary, version)) => (Some(summary), version),
+            Err(e) => {
+                problems.push(format!(
+                    "Winre.wim (partition {}, {}) could not be read: {e}",
+                    f.partition, f.path
+                ));
+                (None, None)
+            }
+        },
+        None => (None, None),
+    };
+
+    let status = match (&found, reagent.as_ref().and_then(|r| r.config.enabled())) {
+        (None, _) => WinreStatus::NotFound,
+        (Some(_), Some(false)) => WinreStatus::Disabled,
+        (Some(f), None) if f.found_by == locate::FoundBy::OsSystem32 => WinreStatus::Disabled,
+        (Some(_), _) => WinreStatus::Enabled,
+    };
+    let version = wim_xml.or(registry);
+    judge(
+        &mut problems,
+        status,
+        &found,
+        reagent.as_ref(),
+        bcd.as_ref(),
+        view,
+        &os_partitions,
+        wim_xml,
+        registry,
+    );
+
+    let recovery_space = recovery_space(view, &found, status, options, &mut problems);
+    let updates = version.map(updates::updates_for).unwrap_or_default();
+
+    Ok(ScanReport {
+        source: SourceInfo {
+            path: label.to_string(),
+            format: format_name(view.disk.info.format).to_string(),
+            variant: view.disk.info.variant.clone(),
+            disk_size: view.disk.info.virtual_size,
+            // A raw image cannot say its sector size; the partition table reader found it.
+            sector_size: match view.table.info.scheme {
+                Scheme::None => view.disk.info.sector_size,
+                _ => view.table.info.sector_size,
+            },
+        },
+        partition_table: TableSummary {
+            scheme: match view.table.info.scheme {
+                Scheme::Gpt => "gpt",
+                Scheme::Mbr => "mbr",
+                Scheme::None => "none",
+            }
+            .to_string(),
+            disk_guid: view
+                .table
+                .info
+                .disk_guid
+                .as_ref()
+                .map(|g| g.to_string().to_ascii_lowercase()),
+            disk_signature: view.table.info.disk_signature.map(|s| format!("0x{s:08x}")),
+        },
+        partitions: view
+            .table
+            .partitions
+            .iter()
+            .map(partition_summary)
+            .collect(),
+        os_partitions,
+        winre: WinreReport {
+            status,
+            partition: found.as_ref().map(|f| f.partition),
+            path: found.as_ref().map(|f| f.path.clone()),
+            found_by: found.as_ref().map(|f| f.found_by.name().to_string()),
+            version,
+            version_sources: VersionSources { wim_xml, registry },
+            wim,
+            reagent: reagent.as_ref().map(reagent_summary),
+            bcd: bcd.as_ref().map(bcd_summary),
+        },
+        recovery_space,
+        updates,
+        problems,
+        stats: ReadSummary::default(),
+    })
+}
+
+/// Reads Winre.wim's header and XML in place (and its SHA-256 when asked).
+fn read_wim(found: &FoundWim, hash: bool) -> Result<(WimSummary, Option<WinreVersion>)> {
+    let reader = found.file.data_reader()?;
+    let wim = winre_wim::Wim::open(&reader)?;
+    let info = winre_wim::WimInfo::new(&wim);
+    let header = wim.header();
+    let version = wim
+        .images()
+        .first()
+        .and_then(|image| image.version)
+        .map(|v| WinreVersion::new(v.major, v.minor, v.build, v.spbuild));
+    let sha256 = if hash {
+        Some(sha256_hex(&reader)?)
+    } else {
+        None
+    };
+    let summary = WimSummary {
+        size: reader.len(),
+        sha256,
+        compression: compression_name(header.compression).to_string(),
+        solid: info.has_solid_resources,
+        chunk_size: header.chunk_size_bytes,
+        images: header.image_count,
+        integrity_table: header.integrity.is_some(),
+        data_runs: found.file.data_runs().len(),
+    };
+    Ok((summary, version))
+}
+
+/// SHA-256 of everything `reader` holds, read in 1 MiB pieces, as lowercase hex.
+pub fn sha256_hex(reader: &dyn ReadAt) -> Result<String> {
+    const PIECE: u64 = 1 << 20;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; PIECE as usize];
+    let len = reader.len();
+    let mut offset = 0u64;
+    while offset < len {
+        let take = PIECE.min(len.saturating_sub(offset));
+        let piece = buf
+            .get_mut(..usize::try_from(take).unwrap_or(0))
+            .unwrap_or_default();
+        reader.read_exact_at(offset, piece)?;
+        hasher.update(&*piece);
+        offset = offset.saturating_add(take);
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Findings about where WinRE is and what says so.
+#[allow(clippy::too_many_arguments)]
+fn judge(
+    problems: &mut Vec<String>,
+    status: WinreStatus,
+    found: &Option<FoundWim>,
+    reagent: Option<&FoundReagent>,
+    bcd: Option<&FoundBcd>,
+    view: &DiskView,
+    os_partitions: &[u32],
+    wim_xml: Option<WinreVersion>,
+    registry: Option<WinreVersion>,
+) {
+    match status {
+        WinreStatus::NotFound => problems.push("no Winre.wim found: this system has no working recovery environment".to_string()),
+        WinreStatus::Disabled => problems.push(
+            "WinRE is disabled (ReAgent.xml InstallState 0); updates that service WinRE will not be offered until `reagentc /enable`"
+                .to_string(),
+        ),
+        WinreStatus::Enabled => {}
+    }
+    if let (Some(f), Some(r)) = (found, reagent) {
+        if r.config.enabled() == Some(true) && f.found_by != locate::FoundBy::Reagent {
+            problems.push(format!(
+                "ReAgent.xml says WinRE is at {} (partition offset {}), but Winre.wim was found elsewhere ({} on partition {})",
+                r.config.location_path.as_deref().unwrap_or(""),
+                r.config.location_offset.unwrap_or(0),
+                f.path,
+                f.partition
+            ));
+        }
+    }
+    if let Some(b) = bcd {
+        let loader = b
+            .winre
+            .winre_loader
+            .as_ref()
+            .map(|l| l.id.to_ascii_lowercase());
+        let wanted = reagent
+            .and_then(|r| r.config.bcd_id.clone())
+            .map(|s| s.to_ascii_lowercase());
+        if let (Some(wanted), Some(loader)) = (&wanted, &loader) {
+            if wanted.trim_matches(['{', '}']) != loader.trim_matches(['{', '}'])
+                && !is_zero_guid(wanted)
+            {
+                problems.push(format!(
+                    "ReAgent.xml names BCD entry {wanted}, but the OS loader's recoverysequence is {loader}"
+                ));
+            }
+        }
+        if status == WinreStatus::Enabled && b.winre.recovery_sequence.is_empty() {
+            problems.push("the default OS loader in the BCD has no recoverysequence: WinRE will not start on boot failure".to_string());
+        }
+    }
+    match (wim_xml, registry) {
+        (Some(w), Some(r)) if w != r => problems.push(format!(
+            "version mismatch: Winre.wim's XML says {w}, the registry's WinREVersion claims {r}"
+        )),
+        _ => {}
+    }
+    if let Some(f) = found {
+        if f.file.attributes().sparse {
+            problems.push(format!("{} is a sparse file", f.path));
+        }
+        if let (Some(rec), Some(&os)) = (view.partition(f.partition), os_partitions.first()) {
+            if rec.kind == Kind::Recovery {
+                if let Some(os_part) = view.partition(os) {
+                    if rec.start_bytes < os_part.start_bytes {
+                        problems.push(format!(
+                            "the recovery partition ({}) lies before the OS partition ({}): Microsoft's resize procedure (KB5028997) needs it right after the OS partition",
+                            rec.number, os
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn is_zero_guid(text: &str) -> bool {
+    text.chars().all(|c| matches!(c, '0' | '-' | '{' | '}'))
+}
+
+/// Free space of the volume that holds Winre.wim; for a disabled or missing WinRE, of the
+/// recovery partition it would go back to, if there is one.
+fn recovery_space(
+    view: &DiskView,
+    found: &Option<FoundWim>,
+    status: WinreStatus,
+    options: &ScanOptions,
+    problems: &mut Vec<String>,
+) -> Option<RecoverySpace> {
+    let recovery_partition = view
+        .table
+        .partitions
+        .iter()
+        .find(|p| p.kind == Kind::Recovery && p.filesystem == Filesystem::Ntfs)
+        .map(|p| p.number);
+    let number = match (found, status) {
+        (Some(f), WinreStatus::Enabled) => f.partition,
+        (Some(f), _) => recovery_partition.unwrap_or(f.partition),
+        (None, _) => recovery_partition?,
+    };
+    let free = view.ntfs(number).and_then(|v| match v {
+        Some(volume) => volume.free_space().map(Some),
+        None => Ok(None),
+    });
+    match free {
+        Ok(Some(space)) => {
+            let free = space.free_bytes();
+            let shortfall = options.required_free_bytes.saturating_sub(free);
+            if shortfall > 0 {
+                problems.push(format!(
+                    "partition {number} has {free} bytes free; WinRE updates need {} (short by {shortfall} bytes, {} MiB)",
+                    options.required_free_bytes,
+                    shortfall.div_ceil(1 << 20)
+                ));
+            }
+            Some(RecoverySpace {
+                partition: number,
+                size: space.total_bytes(),
+                free,
+                cluster_size: space.cluster_size,
+                required_free: options.required_free_bytes,
+                shortfall,
+            })
+        }
+        Ok(None) => None,
+        Err(e) => {
+            problems.push(format!(
+                "free space of partition {number} could not be counted: {e}"
+            ));
+            None
+        }
+    }
+}
+
+fn partition_summary(p: &winre_disk::partition::Partition) -> PartitionSummary {
+    PartitionSummary {
+        number: p.number,
+        kind: kind_name(p.kind).to_string(),
+        type_id: match (&p.type_guid, p.mbr_type) {
+            (Some(g), _) => g.to_string().to_ascii_lowercase(),
+            (None, Some(t)) => format!("0x{t:02x}"),
+            (None, None) => String::new(),
+        },
+        start: p.start_bytes,
+        size: p.size_bytes,
+        attributes: p.attributes.map(|a| format!("0x{a:016x}")),
+        name: p.name.clone().filter(|n| !n.is_empty()),
+        filesystem: p.filesystem.name().to_string(),
+    }
+}
+
+fn reagent_summary(r: &FoundReagent) -> ReagentSummary {
+    ReagentSummary {
+        install_state: r.config.install_state,
+        location_path: r.config.location_path.clone(),
+        location_offset: r.config.location_offset,
+        bcd_id: r.config.bcd_id.clone(),
+        found_at: format!("partition {}:{}", r.partition, r.path),
+    }
+}
+
+fn bcd_summary(b: &FoundBcd) -> BcdSummary {
+    BcdSummary {
+        found_at: format!("partition {}:{}", b.partition, b.path),
+        recovery_sequence: b.winre.recovery_sequence.clone(),
+        ramdisk_path: locate::ramdisk(&b.winre).map(|(_, path)| path),
+    }
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Esp => "esp",
+        Kind::Msr => "msr",
+        Kind::BasicData => "basic_data",
+        Kind::Recovery => "recovery",
+        Kind::Ldm => "ldm",
+        Kind::Extended => "extended",
+        Kind::Other => "other",
+    }
+}
+
+fn compression_name(c: Compression) -> &'static str {
+    match c {
+        Compression::None => "none",
+        Compression::Xpress => "xpress",
+        Compression::Lzx => "lzx",
+        Compression::Lzms => "lzms",
+    }
+}
+
+fn format_name(f: container::Format) -> &'static str {
+    match f {
+        container::Format::Raw => "raw",
+        container::Format::Vhd => "vhd",
+        container::Format::Vhdx => "vhdx",
+        container::Format::Vmdk => "vmdk",
+        container::Format::Qcow2 => "qcow2",
+        container::Format::Ewf => "ewf",
+    }
+}
+
+/// A disk with its Winre.wim found, for `winre extract`.
+#[derive(Debug)]
+pub struct LocatedWinre {
+    /// The disk and its volumes.
+    pub view: DiskView,
+    /// Winre.wim.
+    pub wim: FoundWim,
+    /// ReAgent.xml, when the OS volume has one.
+    pub reagent: Option<FoundReagent>,
+}
+
+/// Opens the image at `path` and finds its Winre.wim as the scan does; [`crate::Error::NotFound`]
+/// when there is none.
+pub fn locate_path(path: &Path) -> Result<LocatedWinre> {
+    let disk = container::open(path, &OpenOptions::default())?;
+    let view = DiskView::open(disk)?;
+    let mut problems = Vec::new();
+    let os_partitions = view.os_partitions(&mut problems);
+    let reagent = view.reagent(&os_partitions).ok().flatten();
+    let bcd = view.bcd().ok().flatten();
+    let wim = view
+        .locate(
+            reagent.as_ref(),
+            bcd.as_ref(),
+            &os_partitions,
+            &mut problems,
+        )
+        .ok_or_else(|| {
+            let mut message = format!("no Winre.wim in {}", path.display());
+            for p in &problems {
+                message.push_str("; ");
+                message.push_str(p);
+            }
+            crate::Error::NotFound(message)
+        })?;
+    Ok(LocatedWinre { view, wim, reagent })
+}
+
+/// What `winre check` requires of an image.
+#[derive(Debug, Clone, Default)]
+pub struct Requirement {
+    /// WinRE must be at least this version.
+    pub min_version: Option<WinreVersion>,
+    /// WinRE must have this update (its minimum version, for WinRE's build family).
+    pub kb: Option<String>,
+    /// The WinRE volume must have this many bytes free (`None`: do not check).
+    pub min_free_bytes: Option<u64>,
+}
+
+/// The reasons `report` fails `requirement`, one sentence each; empty when it passes.
+pub fn check(report: &ScanReport, requirement: &Requirement) -> Vec<String> {
+    let mut reasons = Vec::new();
+    match report.winre.status {
+        WinreStatus::NotFound => reasons.push("no Winre.wim found".to_string()),
+        WinreStatus::Disabled => reasons.push("WinRE is disabled".to_string()),
+        WinreStatus::Enabled => {}
+    }
+    let version = report.winre.version;
+    if let Some(min) = requirement.min_version {
+        match version {
+            Some(v) if v >= min => {}
+            Some(v) => reasons.push(format!("WinRE version {v} is older than {min}")),
+            None => reasons.push(format!("WinRE version unknown; {min} required")),
+        }
+    }
+    if let Some(kb) = &requirement.kb {
+        let wanted = kb.trim().to_ascii_uppercase();
+        let wanted = if wanted.starts_with("KB") {
+            wanted
+        } else {
+            format!("KB{wanted}")
+        };
+        // The table's `kb` may carry a note after the number ("KB5034441 (CVE-2024-20666)").
+        let kb_number = |kb: &str| {
+            kb.split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_ascii_uppercase()
+        };
+        match report.updates.iter().find(|u| kb_number(&u.kb) == wanted) {
+            Some(u) => match (u.installed, u.min_version) {
+                (Some(true), _) => {}
+                (Some(false), Some(min)) => reasons.push(format!(
+                    "{wanted} is not installed: WinRE is {}, the update brings it to {min}",
+                    version
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "of unknown version".to_string())
+                )),
+                _ => reasons.push(format!(
+                    "{wanted}: its minimum WinRE version is not known, so it cannot be checked"
+                )),
+            },
+            None => {
+                let known = updates::known_updates()
+                    .iter()
+                    .find(|u| kb_number(&u.kb) == wanted);
+                match (known, version) {
+                    (Some(row), Some(v)) => reasons.push(format!(
+                        "{wanted} is for WinRE build family {}, this WinRE is build {}",
+                        row.family_build, v.build
+                    )),
+                    (Some(_), None) => reasons.push(format!("{wanted}: WinRE version unknown")),
+                    (None, _) => {
+                        reasons.push(format!("{wanted} is not in winre's table of WinRE updates"))
+                    }
+                }
+            }
+        }
+    }
+    if let Some(min_free) = requirement.min_free_bytes {
+        match &report.recovery_space {
+            Some(space) if space.free >= min_free => {}
+            Some(space) => reasons.push(format!(
+                "partition {} has {} bytes free, {min_free} required (short by {} bytes)",
+                space.partition,
+                space.free,
+                min_free.saturating_sub(space.free)
+            )),
+            None => reasons.push("no WinRE volume to measure free space on".to_string()),
+        }
+    }
+    reasons
+}

@@ -1,0 +1,276 @@
+//! `winre scan IMAGE...`: where WinRE is, its version, free space and verdicts, per image.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use rayon::prelude::*;
+use winre_core::report::{ScanReport, WinreStatus};
+use winre_core::scan::{self, ScanOptions};
+
+/// Arguments of `winre scan`.
+#[derive(Args)]
+pub struct ScanArgs {
+    /// Disk images (raw, VHD, VHDX, VMDK, qcow2, E01).
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// One JSON object per image per line instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Images scanned at once (default: the number of cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Free space the WinRE volume needs: 250MiB, 262144000, 1GiB.
+    #[arg(long, value_parser = parse_size, default_value = "262144000")]
+    pub min_free: u64,
+    /// Also read the whole Winre.wim and give its SHA-256.
+    #[arg(long)]
+    pub hash: bool,
+    /// Print bytes read and time taken per image on stderr.
+    #[arg(long)]
+    pub stats: bool,
+}
+
+/// One image's outcome.
+pub enum Outcome {
+    /// Scanned.
+    Report(Box<ScanReport>, f64),
+    /// Could not be read.
+    Failed(PathBuf, String),
+}
+
+/// Scans `images` in parallel on `jobs` threads, results in the order given.
+pub fn scan_all(
+    images: &[PathBuf],
+    jobs: Option<usize>,
+    options: &ScanOptions,
+) -> anyhow::Result<Vec<Outcome>> {
+    let mut pool = rayon::ThreadPoolBuilder::new();
+    if let Some(jobs) = jobs {
+        pool = pool.num_threads(jobs.max(1));
+    }
+    let pool = pool.build().context("starting the scan threads")?;
+    Ok(pool.install(|| {
+        images
+            .par_iter()
+            .map(|path| {
+                let started = Instant::now();
+                match scan::scan_path(path, options) {
+                    Ok(report) => {
+                        Outcome::Report(Box::new(report), started.elapsed().as_secs_f64() * 1000.0)
+                    }
+                    Err(e) => Outcome::Failed(path.clone(), e.to_string()),
+                }
+            })
+            .collect()
+    }))
+}
+
+pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
+    let options = ScanOptions {
+        required_free_bytes: args.min_free,
+        hash: args.hash,
+    };
+    let outcomes = scan_all(&args.images, args.jobs, &options)?;
+    let mut failed = false;
+    for outcome in &outcomes {
+        match outcome {
+            Outcome::Report(report, ms) => {
+                if args.json {
+                    println!("{}", serde_json::to_string(report)?);
+                } else {
+                    print!("{}", render_text(report));
+                }
+                if args.stats {
+                    eprintln!(
+                        "{}: read {} bytes ({:.2} MiB) in {} reads, {ms:.1} ms",
+                        report.source.path,
+                        report.stats.bytes_read,
+                        report.stats.bytes_read as f64 / 1048576.0,
+                        report.stats.read_calls
+                    );
+                }
+            }
+            Outcome::Failed(path, error) => {
+                failed = true;
+                if args.json {
+                    let record = serde_json::json!({ "source": { "path": path.display().to_string() }, "error": error });
+                    println!("{record}");
+                } else {
+                    println!("{}\n  error: {error}\n", path.display());
+                }
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The text summary, in the spirit of `reagentc /info`.
+pub fn render_text(r: &ScanReport) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{} ({}, {}, {}-byte sectors, {})",
+        r.source.path,
+        r.source.format,
+        human(r.source.disk_size),
+        r.source.sector_size,
+        r.partition_table.scheme.to_uppercase()
+    );
+    let status = match r.winre.status {
+        WinreStatus::Enabled => "Enabled",
+        WinreStatus::Disabled => "Disabled",
+        WinreStatus::NotFound => "Not found",
+    };
+    let _ = writeln!(s, "  Windows RE status:    {status}");
+    if let (Some(part), Some(path)) = (r.winre.partition, &r.winre.path) {
+        let by = r.winre.found_by.as_deref().unwrap_or("?");
+        let _ = writeln!(
+            s,
+            "  Windows RE location:  partition {part}, {path} (found by {by})"
+        );
+    }
+    if let Some(id) = r.winre.reagent.as_ref().and_then(|x| x.bcd_id.as_deref()) {
+        let _ = writeln!(s, "  BCD identifier:       {id}");
+    }
+    let wim = r
+        .winre
+        .version_sources
+        .wim_xml
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| "-".into());
+    let reg = r
+        .winre
+        .version_sources
+        .registry
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| "-".into());
+    let _ = writeln!(
+        s,
+        "  WinRE version:        {wim} (WIM XML); registry claims {reg}"
+    );
+    if let Some(w) = &r.winre.wim {
+        let _ = writeln!(
+            s,
+            "  Winre.wim:            {} bytes, {}, {} image(s), {} data run(s){}",
+            w.size,
+            w.compression,
+            w.images,
+            w.data_runs,
+            w.sha256
+                .as_deref()
+                .map(|h| format!(", SHA-256 {h}"))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(space) = &r.recovery_space {
+        let verdict = if space.shortfall == 0 {
+            "enough".to_string()
+        } else {
+            format!("short by {}", human(space.shortfall))
+        };
+        let _ = writeln!(
+            s,
+            "  Free space:           partition {}: {} free of {} (needs {}): {verdict}",
+            space.partition,
+            human(space.free),
+            human(space.size),
+            human(space.required_free)
+        );
+    }
+    if !r.updates.is_empty() {
+        let _ = writeln!(s, "  Updates:");
+        for u in &r.updates {
+            let state = match u.installed {
+                Some(true) => "installed",
+                Some(false) => "not installed",
+                None => "unknown",
+            };
+            let min = u
+                .min_version
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "?".into());
+            let _ = writeln!(s, "    {:<10} >= {:<18} {state}", u.kb, min);
+        }
+    }
+    if r.problems.is_empty() {
+        let _ = writeln!(s, "  Problems:             none");
+    } else {
+        let _ = writeln!(s, "  Problems:");
+        for p in &r.problems {
+            let _ = writeln!(s, "    - {p}");
+        }
+    }
+    s.push('\n');
+    s
+}
+
+/// Bytes in the largest binary unit that keeps a whole part.
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// A size: a plain number of bytes, or a number with B, KiB, MiB, GiB, TiB (powers of 1024) or
+/// KB, MB, GB, TB (powers of 1000). Case-insensitive; a space before the unit is allowed.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (e.g. 250MiB, 262144000, 1GiB)"))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" | "k" => 1 << 10,
+        "mib" | "m" => 1 << 20,
+        "gib" | "g" => 1 << 30,
+        "tib" | "t" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        other => {
+            return Err(format!(
+            "unknown size unit {other:?} in {text:?} (use B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)"
+        ))
+        }
+    };
+    number
+        .checked_mul(factor)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("250MiB"), Ok(262_144_000));
+        assert_eq!(parse_size("262144000"), Ok(262_144_000));
+        assert_eq!(parse_size("1GiB"), Ok(1_073_741_824));
+        assert_eq!(parse_size("250 mib"), Ok(262_144_000));
+        assert_eq!(parse_size("250MB"), Ok(250_000_000));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("250XB").is_err());
+        assert!(parse_size("99999999999TiB").is_err());
+    }
+}
