@@ -7,7 +7,8 @@
 #   default: a 512 MiB raw disk (GPT; 192 MiB of seeded random data, 64 MiB of text, the rest
 #   zeros) and its conversions by qemu-img (vpc dynamic, vhdx, vmdk monolithicSparse and
 #   streamOptimized, qcow2, qcow2 -c) and ewfacquire (E01 -c fast).
-# Both write to a file in $TMPDIR (qemu-img writes holes sparsely; winre writes every byte).
+# Both write to a new file in $TMPDIR and leave holes for zeros (winre skips what the container
+# knows to be zero without reading it, ReadAt::known_zero; qemu-img uses block status).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for tool in hyperfine qemu-img python3; do

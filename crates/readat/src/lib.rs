@@ -34,6 +34,22 @@ pub trait ReadAt: Send + Sync {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// True only when every byte of `offset..offset + len` is certainly zero without reading
+    /// it: a hole in a sparse file, an unallocated block or cluster, a zero cluster. `false`
+    /// means "read it to find out" (it may still hold zeros), and is always a correct answer,
+    /// so this default suits any source. Costs at most a few table lookups, never data reads;
+    /// a range past [`len`](ReadAt::len) or a lookup that fails gives `false`, leaving the
+    /// error to the read. Lets copiers (`winre disk cat`) skip holes as `qemu-img` does.
+    fn known_zero(&self, offset: u64, len: u64) -> bool {
+        let _ = (offset, len);
+        false
+    }
+}
+
+/// True when `offset..offset + len` lies within `source_len` (the check `known_zero` starts with).
+fn range_within(offset: u64, len: u64, source_len: u64) -> bool {
+    offset.checked_add(len).is_some_and(|end| end <= source_len)
 }
 
 /// The error every implementation returns for a read past the end, so messages read alike.
@@ -117,6 +133,22 @@ impl ReadAt for FileReader {
     fn len(&self) -> u64 {
         self.len
     }
+
+    /// Asks the filesystem with `lseek(SEEK_DATA)` where the next data at or after `offset`
+    /// is: a range before it is a hole. Filesystems without hole tracking report everything
+    /// as data, so this is then `false`. `lseek` moves the file's shared offset, which nothing
+    /// here uses (reads are positional `pread`s), so concurrent calls and reads stay correct.
+    fn known_zero(&self, offset: u64, len: u64) -> bool {
+        if len == 0 || !range_within(offset, len, self.len) {
+            return false;
+        }
+        let end = offset.saturating_add(len);
+        match rustix::fs::seek(&self.file, rustix::fs::SeekFrom::Data(offset)) {
+            Ok(next_data) => next_data >= end,
+            // ENXIO: no data at or after `offset` (the rest of the file is a hole).
+            Err(e) => e == rustix::io::Errno::NXIO,
+        }
+    }
 }
 
 impl<R: ReadAt + ?Sized> ReadAt for &R {
@@ -125,6 +157,9 @@ impl<R: ReadAt + ?Sized> ReadAt for &R {
     }
     fn len(&self) -> u64 {
         (**self).len()
+    }
+    fn known_zero(&self, offset: u64, len: u64) -> bool {
+        (**self).known_zero(offset, len)
     }
 }
 
@@ -135,6 +170,9 @@ impl<R: ReadAt + ?Sized> ReadAt for Box<R> {
     fn len(&self) -> u64 {
         (**self).len()
     }
+    fn known_zero(&self, offset: u64, len: u64) -> bool {
+        (**self).known_zero(offset, len)
+    }
 }
 
 impl<R: ReadAt + ?Sized> ReadAt for Arc<R> {
@@ -143,6 +181,9 @@ impl<R: ReadAt + ?Sized> ReadAt for Arc<R> {
     }
     fn len(&self) -> u64 {
         (**self).len()
+    }
+    fn known_zero(&self, offset: u64, len: u64) -> bool {
+        (**self).known_zero(offset, len)
     }
 }
 
@@ -199,6 +240,13 @@ impl<R: ReadAt> ReadAt for Slice<R> {
     }
     fn len(&self) -> u64 {
         self.len
+    }
+    fn known_zero(&self, offset: u64, len: u64) -> bool {
+        range_within(offset, len, self.len)
+            && self
+                .start
+                .checked_add(offset)
+                .is_some_and(|absolute| self.inner.known_zero(absolute, len))
     }
 }
 
@@ -299,6 +347,37 @@ impl<R: ReadAt> ReadAt for Extents<R> {
     fn len(&self) -> u64 {
         self.len
     }
+
+    /// Holes and the part past the last extent are zeros; a stored run asks the source.
+    fn known_zero(&self, offset: u64, len: u64) -> bool {
+        if !range_within(offset, len, self.len) {
+            return false;
+        }
+        let end = offset.saturating_add(len);
+        let first = self
+            .runs
+            .partition_point(|(start, e)| start.saturating_add(e.len) <= offset);
+        let mut pos = offset;
+        for &(run_start, extent) in self.runs.get(first..).unwrap_or_default() {
+            if pos >= end {
+                break;
+            }
+            let within = pos.saturating_sub(run_start);
+            let take = extent
+                .len
+                .saturating_sub(within)
+                .min(end.saturating_sub(pos));
+            let zero = match extent.source_offset {
+                Some(at) => self.inner.known_zero(at.saturating_add(within), take),
+                None => true,
+            };
+            if !zero {
+                return false;
+            }
+            pos = pos.saturating_add(take);
+        }
+        true
+    }
 }
 
 /// Counts what is read through it: calls and bytes. Cheap enough to leave on.
@@ -350,6 +429,10 @@ impl<R: ReadAt> ReadAt for Counting<R> {
     }
     fn len(&self) -> u64 {
         self.inner.len()
+    }
+    /// Forwarded, and not counted: it reads no bytes.
+    fn known_zero(&self, offset: u64, len: u64) -> bool {
+        self.inner.known_zero(offset, len)
     }
 }
 

@@ -214,8 +214,18 @@ impl EwfReader {
         )
     }
 
-    /// Reads, checks and (if needed) inflates chunk `index`.
+    /// Reads, checks and (if needed) inflates chunk `index` into a new buffer, for the cache.
     fn decode_chunk(&self, index: u64) -> Result<Vec<u8>> {
+        let expected = self.geometry.chunk_len(index);
+        let mut data = vec![0u8; usize::try_from(expected).unwrap_or(0)];
+        self.decode_chunk_into(index, &mut data)?;
+        Ok(data)
+    }
+
+    /// Reads, checks and (if needed) inflates chunk `index` into `out`, which must be exactly
+    /// the chunk's length: a read that covers whole chunks decodes straight into the caller's
+    /// buffer, without the cache and its copy.
+    fn decode_chunk_into(&self, index: u64, out: &mut [u8]) -> Result<()> {
         let chunk = usize::try_from(index)
             .ok()
             .and_then(|i| self.chunks.get(i))
@@ -228,14 +238,19 @@ impl EwfReader {
             .get(usize::from(chunk.segment))
             .ok_or_else(|| self.chunk_error(index, &chunk, "no such segment".into()))?;
         let expected = self.geometry.chunk_len(index);
-        let expected_len = usize::try_from(expected).unwrap_or(usize::MAX);
+        if out.len() as u64 != expected {
+            return Err(self.chunk_error(
+                index,
+                &chunk,
+                format!("{} bytes asked of a {expected}-byte chunk", out.len()),
+            ));
+        }
         if chunk.compressed {
             let mut input = vec![0u8; usize::try_from(chunk.stored_bytes).unwrap_or(0)];
             segment.file.read_exact_at(chunk.offset, &mut input)?;
-            let mut output = vec![0u8; usize::try_from(self.geometry.chunk_bytes).unwrap_or(0)];
             let mut inflater = Decompress::new(true);
             let status = inflater
-                .decompress(&input, &mut output, FlushDecompress::Finish)
+                .decompress(&input, out, FlushDecompress::Finish)
                 .map_err(|e| {
                     self.chunk_error(
                         index,
@@ -243,21 +258,21 @@ impl EwfReader {
                         format!("zlib data or its Adler-32 checksum is wrong: {e}"),
                     )
                 })?;
+            // `out` holds exactly the chunk: a stream that would inflate to more does not end.
             if status != Status::StreamEnd || inflater.total_out() != expected {
                 return Err(self.chunk_error(
                     index,
                     &chunk,
                     format!(
-                        "inflates to {} bytes ({status:?}), expected {expected}",
+                        "inflates to {} bytes or more ({status:?}), expected {expected}",
                         inflater.total_out()
                     ),
                 ));
             }
-            output.truncate(expected_len);
-            Ok(output)
+            Ok(())
         } else {
-            let with_checksum = expected_len.saturating_add(4);
-            if (with_checksum as u64) > u64::from(chunk.stored_bytes) {
+            let with_checksum = expected.saturating_add(4);
+            if with_checksum > u64::from(chunk.stored_bytes) {
                 return Err(self.chunk_error(
                     index,
                     &chunk,
@@ -267,11 +282,13 @@ impl EwfReader {
                     ),
                 ));
             }
-            let mut data = vec![0u8; with_checksum];
-            segment.file.read_exact_at(chunk.offset, &mut data)?;
-            let stored = read_u32_le(data.get(expected_len..).unwrap_or_default());
-            data.truncate(expected_len);
-            let computed = adler32(&data);
+            segment.file.read_exact_at(chunk.offset, out)?;
+            let mut checksum = [0u8; 4];
+            segment
+                .file
+                .read_exact_at(chunk.offset.saturating_add(expected), &mut checksum)?;
+            let stored = u32::from_le_bytes(checksum);
+            let computed = adler32(out);
             if stored != computed {
                 return Err(self.chunk_error(
                     index,
@@ -279,7 +296,7 @@ impl EwfReader {
                     format!("Adler-32 checksum mismatch: stored 0x{stored:08x}, computed 0x{computed:08x}"),
                 ));
             }
-            Ok(data)
+            Ok(())
         }
     }
 }
@@ -293,6 +310,15 @@ impl ReadAt for EwfReader {
             let index = pos.checked_div(self.geometry.chunk_bytes).unwrap_or(0);
             let within = usize::try_from(pos.checked_rem(self.geometry.chunk_bytes).unwrap_or(0))
                 .unwrap_or(usize::MAX);
+            // A whole chunk is decoded in place; a part of one goes through the cache.
+            let whole = self.geometry.chunk_len(index);
+            if within == 0 && whole > 0 && rest.len() as u64 >= whole {
+                let (now, later) = rest.split_at_mut(usize::try_from(whole).unwrap_or(0));
+                self.decode_chunk_into(index, now)?;
+                rest = later;
+                pos = pos.saturating_add(whole);
+                continue;
+            }
             let data = self.cache.get_or_load(index, || self.decode_chunk(index))?;
             let available = data.get(within..).unwrap_or_default();
             let take = available.len().min(rest.len());

@@ -134,6 +134,34 @@ impl<M: Mapper> ReadAt for MappedReader<M> {
     fn len(&self) -> u64 {
         self.len
     }
+
+    /// Walks the map: zero runs, and parent runs the parent knows to be zero (or that lie past
+    /// its end, or without a parent), are zeros; stored and special runs are not known.
+    fn known_zero(&self, offset: u64, len: u64) -> bool {
+        let Some(end) = offset.checked_add(len).filter(|&end| end <= self.len) else {
+            return false;
+        };
+        let mut pos = offset;
+        while pos < end {
+            let Ok(mapping) = self.mapper.map(pos) else {
+                return false;
+            };
+            let take = mapping.len.max(1).min(end.saturating_sub(pos));
+            let zero = match mapping.run {
+                Run::Zero => true,
+                Run::Parent => self.parent.as_ref().is_none_or(|parent| {
+                    let inside = parent.len().saturating_sub(pos).min(take);
+                    inside == 0 || parent.known_zero(pos, inside)
+                }),
+                Run::Host(_) | Run::Special { .. } => false,
+            };
+            if !zero {
+                return false;
+            }
+            pos = pos.saturating_add(take);
+        }
+        true
+    }
 }
 
 #[cfg(test)]
@@ -194,5 +222,23 @@ mod tests {
         r.read_exact_at(17, &mut part).unwrap();
         assert_eq!(part, [41, 42, 43, 100, 101]);
         assert!(r.read_exact_at(20, &mut part).is_err());
+    }
+
+    #[test]
+    fn knows_zero_only_for_zero_runs_and_zero_parent() {
+        let file: Arc<dyn ReadAt> = Arc::new((100u8..130).collect::<Vec<u8>>());
+        // A Vec parent never claims known zeros, so block 3 is not known zero with it...
+        let parent: Arc<dyn ReadAt> = Arc::new(vec![0u8; 14]);
+        let r = MappedReader::new(Toy(AtomicU64::new(0)), Arc::clone(&file), Some(parent), 24);
+        assert!(r.known_zero(8, 4));
+        assert!(r.known_zero(9, 2));
+        assert!(!r.known_zero(8, 5)); // block 3 comes from the parent's bytes
+        assert!(r.known_zero(14, 2)); // ...except past the parent's end
+        assert!(!r.known_zero(7, 2)); // block 1 is stored
+        assert!(!r.known_zero(16, 1)); // block 4 is special
+        assert!(!r.known_zero(20, 8)); // past the end
+                                       // Without a parent, its runs read as zeros.
+        let r = MappedReader::new(Toy(AtomicU64::new(0)), file, None, 24);
+        assert!(r.known_zero(8, 8));
     }
 }

@@ -548,6 +548,39 @@ impl ReadAt for SparseExtent {
     fn len(&self) -> u64 {
         self.len
     }
+
+    /// Zero grains, and unallocated grains that the parent knows to be zero (or has none for),
+    /// are zeros; stored grains are not known.
+    fn known_zero(&self, offset: u64, len: u64) -> bool {
+        let Some(end) = offset.checked_add(len).filter(|&end| end <= self.len) else {
+            return false;
+        };
+        let mut pos = offset;
+        while pos < end {
+            let grain = pos.checked_div(self.grain_bytes).unwrap_or(0);
+            let within = pos.checked_rem(self.grain_bytes).unwrap_or(0);
+            let take = self
+                .grain_bytes
+                .saturating_sub(within)
+                .min(end.saturating_sub(pos));
+            let zero = match self.locate(grain) {
+                Ok(GrainLocation::Zero) => true,
+                Ok(GrainLocation::Unallocated) => {
+                    self.parent.as_ref().is_none_or(|(parent, base)| {
+                        let absolute = base.saturating_add(pos);
+                        let inside = parent.len().saturating_sub(absolute).min(take);
+                        inside == 0 || parent.known_zero(absolute, inside)
+                    })
+                }
+                Ok(GrainLocation::At(_)) | Err(_) => false,
+            };
+            if !zero {
+                return false;
+            }
+            pos = pos.saturating_add(take);
+        }
+        true
+    }
 }
 
 fn le_u32s(bytes: &[u8]) -> Vec<u32> {
@@ -568,6 +601,9 @@ impl ReadAt for Zeros {
     }
     fn len(&self) -> u64 {
         self.0
+    }
+    fn known_zero(&self, offset: u64, len: u64) -> bool {
+        offset.checked_add(len).is_some_and(|end| end <= self.0)
     }
 }
 
@@ -604,6 +640,30 @@ impl ReadAt for Concat {
     }
     fn len(&self) -> u64 {
         self.len
+    }
+    fn known_zero(&self, offset: u64, len: u64) -> bool {
+        let Some(end) = offset.checked_add(len).filter(|&end| end <= self.len) else {
+            return false;
+        };
+        let first = self
+            .parts
+            .partition_point(|(start, part)| start.saturating_add(part.len()) <= offset);
+        let mut pos = offset;
+        for (start, part) in self.parts.get(first..).unwrap_or_default() {
+            if pos >= end {
+                break;
+            }
+            let within = pos.saturating_sub(*start);
+            let take = part
+                .len()
+                .saturating_sub(within)
+                .min(end.saturating_sub(pos));
+            if !part.known_zero(within, take) {
+                return false;
+            }
+            pos = pos.saturating_add(take);
+        }
+        pos >= end
     }
 }
 
