@@ -560,3 +560,110 @@ fn damaged_mft_never_panics() {
         "only {opened} damaged volumes opened: the damage test tests little"
     );
 }
+
+#[test]
+fn oversized_mft_record_size_is_refused_before_reading() {
+    // Byte 0x40 counts clusters per MFT record when positive: 64 × 4 KiB = 256 KiB records (a
+    // power of two, but past our 64 KiB cap) and 3 × 4 KiB = 12 KiB (not a power of two). The
+    // `ntfs` crate accepts both and would allocate that much per record it opens.
+    for clusters in [64u8, 3] {
+        let partition = patched("basic-4k.img", None, vec![(0x40, vec![clusters])]);
+        let e = NtfsVolume::open(partition).unwrap_err();
+        let Error::Corrupt { what, offset, .. } = &e else {
+            panic!("{e}")
+        };
+        assert_eq!((what.as_str(), *offset), ("NTFS boot sector", 0x40), "{e}");
+        assert!(
+            e.to_string().contains("clusters-per-MFT-record")
+                && e.to_string()
+                    .contains(&format!("{} bytes", u32::from(clusters) * 4096)),
+            "{e}"
+        );
+    }
+}
+
+/// Redoes the update sequence of a fixed-up MFT record: each 512-byte stride's last two bytes go
+/// into the update sequence array and are replaced by the update sequence number.
+fn redo_fixups(record: &mut [u8]) {
+    let usa = u16::from_le_bytes(record[4..6].try_into().unwrap()) as usize;
+    let count = u16::from_le_bytes(record[6..8].try_into().unwrap()) as usize;
+    let usn = [record[usa], record[usa + 1]];
+    for i in 1..count {
+        let end = i * 512;
+        let (a, b) = (record[end - 2], record[end - 1]);
+        record[usa + 2 * i] = a;
+        record[usa + 2 * i + 1] = b;
+        record[end - 2] = usn[0];
+        record[end - 1] = usn[1];
+    }
+}
+
+/// Undoes it (the inverse of `redo_fixups`), checking that each stride ends in the sequence number.
+fn undo_fixups(record: &mut [u8]) {
+    let usa = u16::from_le_bytes(record[4..6].try_into().unwrap()) as usize;
+    let count = u16::from_le_bytes(record[6..8].try_into().unwrap()) as usize;
+    for i in 1..count {
+        let end = i * 512;
+        assert_eq!(record[end - 2..end], record[usa..usa + 2], "stride {i}");
+        record[end - 2] = record[usa + 2 * i];
+        record[end - 1] = record[usa + 2 * i + 1];
+    }
+}
+
+#[test]
+fn huge_index_record_size_is_refused_before_the_index_is_read() {
+    // Root directory (MFT record 5): set its $I30 $INDEX_ROOT's index record size (value + 8) to
+    // 0xFFFFF000, which the `ntfs` crate would allocate per index node. The record is parsed here
+    // from the Linux-NTFS layout, independently of the code under test.
+    let name = "basic-4k.img";
+    let inner = FileReader::open(image(name)).unwrap();
+    let mut boot = [0u8; 512];
+    inner.read_exact_at(0, &mut boot).unwrap();
+    let cluster =
+        u64::from(u16::from_le_bytes(boot[0x0b..0x0d].try_into().unwrap())) * u64::from(boot[0x0d]);
+    let record_bytes = match boot[0x40] as i8 {
+        n if n < 0 => 1u64 << -n,
+        n => n as u64 * cluster,
+    };
+    let mft = u64::from_le_bytes(boot[0x30..0x38].try_into().unwrap()) * cluster;
+    let at = mft + 5 * record_bytes;
+    let mut record = vec![0u8; record_bytes as usize];
+    inner.read_exact_at(at, &mut record).unwrap();
+    assert_eq!(&record[..4], b"FILE");
+    undo_fixups(&mut record);
+    let mut attr = u16::from_le_bytes(record[0x14..0x16].try_into().unwrap()) as usize;
+    let field = loop {
+        let ty = u32::from_le_bytes(record[attr..attr + 4].try_into().unwrap());
+        assert_ne!(ty, 0xffff_ffff, "no $INDEX_ROOT in the root directory");
+        let len = u32::from_le_bytes(record[attr + 4..attr + 8].try_into().unwrap()) as usize;
+        let name_units = record[attr + 9] as usize;
+        let name_at =
+            attr + u16::from_le_bytes(record[attr + 10..attr + 12].try_into().unwrap()) as usize;
+        let name: Vec<u16> = record[name_at..name_at + 2 * name_units]
+            .chunks(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        if ty == 0x90 && String::from_utf16(&name).unwrap() == "$I30" {
+            let value = u16::from_le_bytes(record[attr + 0x14..attr + 0x16].try_into().unwrap());
+            break attr + value as usize + 8;
+        }
+        attr += len;
+    };
+    assert_eq!(
+        u32::from_le_bytes(record[field..field + 4].try_into().unwrap()),
+        4096,
+        "mkntfs writes 4 KiB index records"
+    );
+    record[field..field + 4].copy_from_slice(&0xffff_f000u32.to_le_bytes());
+    redo_fixups(&mut record);
+
+    let volume = NtfsVolume::open(patched(name, None, vec![(at, record)])).unwrap();
+    let e = volume.lookup(r"Windows\System32").unwrap_err();
+    let Error::Corrupt { what, .. } = &e else {
+        panic!("{e}")
+    };
+    assert_eq!(what, "$INDEX_ROOT of MFT record 5", "{e}");
+    assert!(e.to_string().contains("4294963200"), "{e}");
+    // The root itself still resolves: it needs no index.
+    assert_eq!(volume.lookup("").unwrap(), Some(5));
+}

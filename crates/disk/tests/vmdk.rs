@@ -353,3 +353,93 @@ fn missing_extent_file_names_it() {
         .to_string();
     assert!(message.contains("split-sparse-s001.vmdk"), "{message}");
 }
+
+// ---- resource limits ----
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// Writes a text descriptor listing `lines` extent lines into `dir`.
+fn write_descriptor(dir: &Path, name: &str, lines: &[String]) -> PathBuf {
+    let mut text = String::from(
+        "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType=\"twoGbMaxExtentSparse\"\n\n# Extent description\n",
+    );
+    for line in lines {
+        text.push_str(line);
+        text.push('\n');
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn many_lines_naming_one_extent_open_it_once() {
+    // Each line used to open the file and load its grain directory and caches again: 2000 lines
+    // held 2000 descriptors (past the usual 1024-file limit) and 2000 sets of caches.
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        fixtures().join("stream.vmdk"),
+        tmp.path().join("stream.vmdk"),
+    )
+    .unwrap();
+    let sectors = 128 * MIB / 512;
+    let lines: Vec<String> = (0..2000)
+        .map(|_| format!("RW {sectors} SPARSE \"stream.vmdk\""))
+        .collect();
+    let path = write_descriptor(tmp.path(), "many.vmdk", &lines);
+    let before = open_fds();
+    let disk = open(&path).unwrap();
+    let after = open_fds();
+    assert!(
+        after < before + 100,
+        "{before} open files before, {after} after opening"
+    );
+    assert_eq!(disk.reader.len(), 2000 * 128 * MIB);
+    // Every line reads as the raw disk qemu-img made the stream from.
+    let raw = std::fs::read(fixtures().join("raw.img")).unwrap();
+    let at = (MIB + 12345) as usize;
+    for line in [0u64, 1, 1234, 1999] {
+        let mut buf = vec![0u8; 64 * 1024];
+        disk.reader
+            .read_exact_at(line * 128 * MIB + at as u64, &mut buf)
+            .unwrap();
+        assert_eq!(buf, raw[at..at + buf.len()], "line {line}");
+    }
+}
+
+/// A sparse extent header (grain 1 sector, 1 entry per grain table) whose grain directory of
+/// `gd_bytes` starts at sector 1 of a sparse file just large enough to hold it.
+fn extent_with_big_grain_directory(path: &Path, gd_bytes: u64) {
+    let mut header = vec![0u8; 512];
+    header[0..4].copy_from_slice(b"KDMV");
+    header[4..8].copy_from_slice(&1u32.to_le_bytes());
+    header[12..20].copy_from_slice(&(gd_bytes / 4).to_le_bytes()); // capacity, sectors
+    header[20..28].copy_from_slice(&1u64.to_le_bytes()); // grain, sectors
+    header[44..48].copy_from_slice(&1u32.to_le_bytes()); // entries per grain table
+    header[56..64].copy_from_slice(&1u64.to_le_bytes()); // grain directory sector
+    let file = std::fs::File::create(path).unwrap();
+    std::io::Write::write_all(&mut &file, &header).unwrap();
+    file.set_len(512 + gd_bytes).unwrap();
+}
+
+#[test]
+fn grain_directories_of_all_extents_together_are_capped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gd_bytes = 48 * MIB;
+    let lines: Vec<String> = (0..4)
+        .map(|i| {
+            extent_with_big_grain_directory(&tmp.path().join(format!("e{i}.vmdk")), gd_bytes);
+            format!("RW {} SPARSE \"e{i}.vmdk\"", gd_bytes / 4)
+        })
+        .collect();
+    // Two such extents are fine...
+    let two = write_descriptor(tmp.path(), "two.vmdk", &lines[..2]);
+    assert_eq!(open(&two).unwrap().reader.len(), 2 * (gd_bytes / 4) * 512);
+    // ...the third of four is refused, naming the limit.
+    let four = write_descriptor(tmp.path(), "four.vmdk", &lines);
+    let message = open(&four).err().unwrap().to_string();
+    assert!(message.contains("MAX_TOTAL_GD_BYTES"), "{message}");
+    assert!(message.contains("e2.vmdk"), "{message}");
+}

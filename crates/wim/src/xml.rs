@@ -4,6 +4,8 @@
 // Sources: wimlib src/xml.c (`read_wim_xml_data`, `setup_images`, `xml_print_image_info`,
 // `parse_number`, `xml_element_get_timestamp`).
 
+use std::collections::HashSet;
+
 use serde::Serialize;
 
 use crate::version::WindowsVersion;
@@ -229,6 +231,8 @@ pub fn parse(bytes: &[u8], offset: u64, image_count: u32) -> Result<WimXml> {
         return Err(Error::Unsupported("encrypted ESD file".into()));
     }
     let mut images: Vec<(u32, roxmltree::Node)> = Vec::new();
+    // Up to 65,535 images: a set keeps the duplicate check linear.
+    let mut seen = HashSet::new();
     for node in root.children().filter(|n| n.has_tag_name("IMAGE")) {
         let index = node
             .attribute("INDEX")
@@ -240,7 +244,7 @@ pub fn parse(bytes: &[u8], offset: u64, image_count: u32) -> Result<WimXml> {
                     node.attribute("INDEX").unwrap_or("(missing)")
                 ))
             })?;
-        if images.iter().any(|(i, _)| *i == index) {
+        if !seen.insert(index) {
             return Err(corrupt(format!("two IMAGE elements with INDEX {index}")));
         }
         images.push((index, node));
@@ -442,5 +446,24 @@ mod tests {
         ));
         assert!(parse(&[0x3C, 0x00, 0x57], 0, 0).is_err());
         assert!(parse(&[0x00, 0xD8, 0x41, 0x00], 0, 0).is_err());
+    }
+
+    #[test]
+    fn most_images_a_header_allows() {
+        // 65,535 images in reverse order come back sorted; one duplicate among them is refused.
+        let count = u32::from(u16::MAX);
+        let images: String = (1..=count)
+            .rev()
+            .map(|i| format!("<IMAGE INDEX=\"{i}\"/>"))
+            .collect();
+        let xml = parse(&utf16(&format!("<WIM>{images}</WIM>")), 0, count).unwrap();
+        assert_eq!(xml.images.len(), 65_535);
+        assert!(xml.images.iter().zip(1..).all(|(img, i)| img.index == i));
+        let doc = format!("<WIM>{images}<IMAGE INDEX=\"7\"/></WIM>");
+        let e = parse(&utf16(&doc), 0, count).unwrap_err();
+        assert!(
+            e.to_string().contains("two IMAGE elements with INDEX 7"),
+            "{e}"
+        );
     }
 }

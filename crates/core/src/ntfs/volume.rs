@@ -10,7 +10,8 @@
 use std::sync::Arc;
 
 use ntfs::indexes::NtfsFileNameIndex;
-use ntfs::{Ntfs, NtfsFile, NtfsFileFlags};
+use ntfs::structured_values::NtfsIndexRoot;
+use ntfs::{Ntfs, NtfsAttributeType, NtfsFile, NtfsFileFlags};
 use winre_readat::ReadAt;
 
 use super::cursor::NtfsCursor;
@@ -29,6 +30,10 @@ const ROOT_RECORD: u64 = 5;
 
 /// Size of a boot sector.
 const BOOT_SECTOR_BYTES: u64 = 512;
+
+/// Index record sizes we accept: the `ntfs` crate allocates one record of this size per index
+/// node it reads, before any read can fail (Windows writes 4096).
+const INDEX_RECORD_BYTES: std::ops::RangeInclusive<u32> = 512..=64 * 1024;
 
 /// An open NTFS volume, read-only.
 pub struct NtfsVolume {
@@ -79,6 +84,21 @@ impl NtfsVolume {
         }
         let mut fs = NtfsCursor::new(Arc::clone(&partition));
         let mut ntfs = Ntfs::new(&mut fs).map_err(|e| Error::corrupt(what, 0, e.to_string()))?;
+        // The crate allows records of up to 127 clusters and allocates that much for every
+        // record it opens, starting with $UpCase: check the size before anything is read.
+        let record_bytes = ntfs.file_record_size();
+        if !record_bytes.is_power_of_two()
+            || !(512..=record::MAX_RECORD_BYTES).contains(&record_bytes)
+        {
+            return Err(Error::corrupt(
+                what,
+                0x40,
+                format!(
+                    "the clusters-per-MFT-record field gives {record_bytes} bytes per record, expected a power of two from 512 to {}",
+                    record::MAX_RECORD_BYTES
+                ),
+            ));
+        }
         if ntfs.size() > partition.len() {
             return Err(Error::corrupt(
                 what,
@@ -210,6 +230,7 @@ impl NtfsVolume {
             if !dir.is_directory() {
                 return Ok(None);
             }
+            check_index_record_size(&dir, &mut fs, record)?;
             let index = dir
                 .directory_index(&mut fs)
                 .map_err(|e| Error::ntfs(format!("directory index of MFT record {record}"), e))?;
@@ -279,6 +300,41 @@ impl NtfsVolume {
         reader.read_exact_at(0, &mut bytes)?;
         Ok(Some(bytes))
     }
+}
+
+/// Refuses a directory whose `$I30` index root gives an index record size the `ntfs` crate would
+/// allocate unchecked (up to 4 GiB per index node, even when the node's run is sparse and reads
+/// nothing). Looks at the same attribute `NtfsFile::directory_index` picks: the first `$I30`
+/// `$INDEX_ROOT`; when there is none, `directory_index` reports that.
+fn check_index_record_size(dir: &NtfsFile, fs: &mut NtfsCursor, record: u64) -> Result<()> {
+    let what = || format!("$INDEX_ROOT of MFT record {record}");
+    let mut attributes = dir.attributes();
+    while let Some(item) = attributes.next(fs) {
+        let item = item.map_err(|e| Error::ntfs(what(), e))?;
+        let attribute = item.to_attribute().map_err(|e| Error::ntfs(what(), e))?;
+        let is_index_root = attribute.ty().ok() == Some(NtfsAttributeType::IndexRoot)
+            && attribute.name().is_ok_and(|name| name == "$I30");
+        if !is_index_root {
+            continue;
+        }
+        let root = attribute
+            .resident_structured_value::<NtfsIndexRoot>()
+            .map_err(|e| Error::ntfs(what(), e))?;
+        let bytes = root.index_record_size();
+        if !bytes.is_power_of_two() || !INDEX_RECORD_BYTES.contains(&bytes) {
+            return Err(Error::corrupt(
+                what(),
+                byte_position(root.position()),
+                format!(
+                    "index record size is {bytes} bytes, expected a power of two from {} to {}",
+                    INDEX_RECORD_BYTES.start(),
+                    INDEX_RECORD_BYTES.end()
+                ),
+            ));
+        }
+        return Ok(());
+    }
+    Ok(())
 }
 
 /// A byte position in the volume as the `ntfs` crate reports it (0 when it has none).

@@ -11,6 +11,7 @@
 //! says so; ESX-only extent kinds (VMFSSPARSE/COWD, SESPARSE, raw device maps) are refused as
 //! unsupported rather than guessed at.
 
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -54,8 +55,17 @@ const MAX_EXTENTS: usize = 4096;
 /// A compressed grain plus its marker may be a little larger than the grain (deflate stored
 /// blocks); anything beyond twice the grain is corrupt.
 const COMPRESSED_SLACK_BYTES: u64 = 4096;
+/// Grain tables cached per disk (shared by all its sparse extents).
 const GT_CACHE_ENTRIES: usize = 64;
+/// Most grains cached per disk (shared by all its sparse extents)...
 const GRAIN_CACHE_ENTRIES: usize = 16;
+/// ...and at most this many bytes of them (but always 2 grains, for reads crossing a boundary).
+const GRAIN_CACHE_BUDGET_BYTES: u64 = 64 << 20;
+/// Grain directories of all the extents of one disk together, loaded at open.
+const MAX_TOTAL_GD_BYTES: u64 = 128 << 20;
+/// Cache keys are `extent id * KEY_STRIDE + block number`; grain numbers stay below 2^41
+/// (MAX_CAPACITY_BYTES / 512).
+const CACHE_KEY_STRIDE: u64 = 1 << 42;
 
 // Sources: Virtual Disk Format 5.0, "Hosted Sparse Extent Header".
 /// The 512-byte header at the start of a sparse extent (and its copy in a stream footer).
@@ -276,12 +286,14 @@ enum GrainLocation {
     At(u64),
 }
 
-/// One sparse extent: grain directory in memory, grain tables and compressed grains cached.
-struct SparseExtent {
+/// One sparse extent file, opened once however many descriptor lines name it: its grain
+/// directory in memory.
+struct SparseSource {
     file: Arc<dyn ReadAt>,
     file_name: String,
-    /// Bytes of the guest this extent supplies (may be less than the header's capacity).
-    len: u64,
+    /// Distinguishes this file's blocks in the caches shared by the disk's extents.
+    id: u64,
+    capacity_bytes: u64,
     grain_bytes: u64,
     gtes_per_gt: u32,
     compressed: bool,
@@ -289,32 +301,18 @@ struct SparseExtent {
     /// Sector numbers of the grain tables; 0 = none.
     gd: Vec<u32>,
     gd_offset: u64,
-    gt_cache: LruCache<Vec<u32>>,
-    grain_cache: LruCache<Vec<u8>>,
-    /// The parent disk and where this extent starts in it, for unallocated grains.
-    parent: Option<(Arc<dyn ReadAt>, u64)>,
 }
 
-impl SparseExtent {
-    /// Opens the sparse extent in `file`, supplying `len` bytes (at most the header's capacity).
+impl SparseSource {
+    /// Loads the grain directory of `file`; `gd_budget_bytes` is what the disk's grain
+    /// directories may still take, reduced by this one.
     fn open(
         file: Arc<dyn ReadAt>,
         file_name: String,
         header: &SparseHeader,
-        len: u64,
-        parent: Option<(Arc<dyn ReadAt>, u64)>,
+        id: u64,
+        gd_budget_bytes: &mut u64,
     ) -> Result<Self> {
-        if len > header.capacity_bytes() {
-            return Err(Error::corrupt(
-                format!("VMDK sparse extent {file_name}"),
-                0,
-                format!(
-                    "the descriptor gives it {len} bytes, its header only {}",
-                    header.capacity_bytes()
-                ),
-            ));
-        }
-        let grain_bytes = header.grain_bytes();
         let grains = header.capacity_sectors.div_ceil(header.grain_sectors);
         let gd_entries = grains.div_ceil(u64::from(header.gtes_per_gt));
         let gd_bytes = gd_entries.saturating_mul(4);
@@ -329,6 +327,15 @@ impl SparseExtent {
                 ),
             ));
         }
+        *gd_budget_bytes = gd_budget_bytes.checked_sub(gd_bytes).ok_or_else(|| {
+            Error::corrupt(
+                format!("VMDK grain directory of {file_name}"),
+                0,
+                format!(
+                    "{gd_bytes} bytes would take the disk's grain directories past the MAX_TOTAL_GD_BYTES limit of {MAX_TOTAL_GD_BYTES} bytes"
+                ),
+            )
+        })?;
         let gd_len = usize::try_from(gd_bytes)
             .map_err(|_| Error::Unsupported("grain directory too large".into()))?;
         let load_gd = |sector: u64| -> Result<(Vec<u32>, u64)> {
@@ -355,58 +362,129 @@ impl SparseExtent {
         Ok(Self {
             file,
             file_name,
-            len,
-            grain_bytes,
+            id,
+            capacity_bytes: header.capacity_bytes(),
+            grain_bytes: header.grain_bytes(),
             gtes_per_gt: header.gtes_per_gt,
             compressed: header.compressed(),
             zero_grain_gte: header.flags & FLAG_ZERO_GRAIN_GTE != 0,
             gd,
             gd_offset,
-            gt_cache: LruCache::new(GT_CACHE_ENTRIES),
-            grain_cache: LruCache::new(GRAIN_CACHE_ENTRIES),
+        })
+    }
+
+    /// The key of block `index` of this file in the disk's caches.
+    fn cache_key(&self, index: u64) -> Result<u64> {
+        self.id
+            .checked_mul(CACHE_KEY_STRIDE)
+            .and_then(|base| base.checked_add(index))
+            .filter(|_| index < CACHE_KEY_STRIDE)
+            .ok_or_else(|| Error::Unsupported(format!("VMDK block {index} of {}", self.file_name)))
+    }
+}
+
+/// Grain tables and inflated grains of one disk, shared by all its sparse extents so memory is
+/// bounded per disk, not per descriptor line.
+struct SparseCaches {
+    gts: LruCache<Vec<u32>>,
+    grains: LruCache<Vec<u8>>,
+}
+
+impl SparseCaches {
+    /// Caches sized for grains of at most `max_grain_bytes`.
+    fn new(max_grain_bytes: u64) -> Self {
+        let by_budget = GRAIN_CACHE_BUDGET_BYTES
+            .checked_div(max_grain_bytes)
+            .unwrap_or(u64::MAX);
+        let grain_entries = usize::try_from(by_budget)
+            .unwrap_or(usize::MAX)
+            .clamp(2, GRAIN_CACHE_ENTRIES);
+        Self {
+            gts: LruCache::new(GT_CACHE_ENTRIES),
+            grains: LruCache::new(grain_entries),
+        }
+    }
+}
+
+/// One sparse extent line: part of a sparse file standing at some place in the guest.
+struct SparseExtent {
+    source: Arc<SparseSource>,
+    caches: Arc<SparseCaches>,
+    /// Bytes of the guest this extent supplies (may be less than the header's capacity).
+    len: u64,
+    /// The parent disk and where this extent starts in it, for unallocated grains.
+    parent: Option<(Arc<dyn ReadAt>, u64)>,
+}
+
+impl SparseExtent {
+    /// The extent supplying `len` bytes (at most the header's capacity) from `source`.
+    fn new(
+        source: Arc<SparseSource>,
+        caches: Arc<SparseCaches>,
+        len: u64,
+        parent: Option<(Arc<dyn ReadAt>, u64)>,
+    ) -> Result<Self> {
+        if len > source.capacity_bytes {
+            return Err(Error::corrupt(
+                format!("VMDK sparse extent {}", source.file_name),
+                0,
+                format!(
+                    "the descriptor gives it {len} bytes, its header only {}",
+                    source.capacity_bytes
+                ),
+            ));
+        }
+        Ok(Self {
+            source,
+            caches,
+            len,
             parent,
         })
     }
 
     fn corrupt(&self, what: String, offset: u64, detail: String) -> Error {
-        Error::corrupt(format!("{what} of {}", self.file_name), offset, detail)
+        Error::corrupt(
+            format!("{what} of {}", self.source.file_name),
+            offset,
+            detail,
+        )
     }
 
     /// Looks grain number `grain` up in the grain directory and its grain table.
     fn locate(&self, grain: u64) -> Result<GrainLocation> {
-        let per_gt = u64::from(self.gtes_per_gt);
+        let per_gt = u64::from(self.source.gtes_per_gt);
         let gd_index = grain.checked_div(per_gt).unwrap_or(0);
         let gt_index =
             usize::try_from(grain.checked_rem(per_gt).unwrap_or(0)).unwrap_or(usize::MAX);
         let gde = usize::try_from(gd_index)
             .ok()
-            .and_then(|i| self.gd.get(i))
+            .and_then(|i| self.source.gd.get(i))
             .copied()
             .unwrap_or(0);
         if gde == 0 {
             return Ok(GrainLocation::Unallocated);
         }
-        let gt = self.gt_cache.get_or_load(gd_index, || {
+        let gt = self.caches.gts.get_or_load(self.source.cache_key(gd_index)?, || {
             let gt_offset = u64::from(gde).saturating_mul(SECTOR_BYTES);
-            let mut bytes = vec![0u8; usize::try_from(self.gtes_per_gt).unwrap_or(0).saturating_mul(4)];
-            let entry_offset = self.gd_offset.saturating_add(gd_index.saturating_mul(4));
-            if check_bounds(gt_offset, bytes.len(), self.file.len()).is_err() {
+            let mut bytes = vec![0u8; usize::try_from(self.source.gtes_per_gt).unwrap_or(0).saturating_mul(4)];
+            let entry_offset = self.source.gd_offset.saturating_add(gd_index.saturating_mul(4));
+            if check_bounds(gt_offset, bytes.len(), self.source.file.len()).is_err() {
                 return Err(self.corrupt(
                     format!("VMDK grain directory entry {gd_index}"),
                     entry_offset,
-                    format!("points to a grain table at offset {gt_offset}, past the end of the file ({} bytes)", self.file.len()),
+                    format!("points to a grain table at offset {gt_offset}, past the end of the file ({} bytes)", self.source.file.len()),
                 ));
             }
-            self.file.read_exact_at(gt_offset, &mut bytes)?;
+            self.source.file.read_exact_at(gt_offset, &mut bytes)?;
             Ok(le_u32s(&bytes))
         })?;
         let gte = gt.get(gt_index).copied().unwrap_or(0);
         match gte {
             0 => Ok(GrainLocation::Unallocated),
-            1 if self.zero_grain_gte => Ok(GrainLocation::Zero),
+            1 if self.source.zero_grain_gte => Ok(GrainLocation::Zero),
             sector => {
                 let at = u64::from(sector).saturating_mul(SECTOR_BYTES);
-                if at >= self.file.len() {
+                if at >= self.source.file.len() {
                     let gt_offset = u64::from(gde).saturating_mul(SECTOR_BYTES);
                     return Err(self.corrupt(
                         format!("VMDK grain table entry for grain {grain}"),
@@ -414,7 +492,7 @@ impl SparseExtent {
                             .saturating_add(u64::try_from(gt_index).unwrap_or(0).saturating_mul(4)),
                         format!(
                             "points to offset {at}, past the end of the file ({} bytes)",
-                            self.file.len()
+                            self.source.file.len()
                         ),
                     ));
                 }
@@ -425,13 +503,13 @@ impl SparseExtent {
 
     /// Inflates the compressed grain `grain` whose marker is at `at`.
     fn inflate_grain(&self, grain: u64, at: u64) -> Result<Vec<u8>> {
-        let what = || format!("VMDK compressed grain {grain} of {}", self.file_name);
+        let what = || format!("VMDK compressed grain {grain} of {}", self.source.file_name);
         let mut marker = [0u8; 12];
-        read_structure(self.file.as_ref(), at, &mut marker, what)?;
+        read_structure(self.source.file.as_ref(), at, &mut marker, what)?;
         let (lba_bytes, size_bytes) = marker.split_at(8);
         let lba = u64::from_le_bytes(lba_bytes.try_into().unwrap_or_default());
         let size = u32::from_le_bytes(size_bytes.try_into().unwrap_or_default());
-        let expected_lba = grain.saturating_mul(self.grain_bytes / SECTOR_BYTES);
+        let expected_lba = grain.saturating_mul(self.source.grain_bytes / SECTOR_BYTES);
         if lba != expected_lba {
             return Err(Error::corrupt(
                 what(),
@@ -440,6 +518,7 @@ impl SparseExtent {
             ));
         }
         let max_size = self
+            .source
             .grain_bytes
             .saturating_mul(2)
             .saturating_add(COMPRESSED_SLACK_BYTES);
@@ -451,14 +530,24 @@ impl SparseExtent {
             ));
         }
         let mut input = vec![0u8; usize::try_from(size).unwrap_or(0)];
-        read_structure(self.file.as_ref(), at.saturating_add(12), &mut input, what)?;
-        let mut output = vec![0u8; usize::try_from(self.grain_bytes).unwrap_or(0)];
+        read_structure(
+            self.source.file.as_ref(),
+            at.saturating_add(12),
+            &mut input,
+            what,
+        )?;
+        let mut output = vec![0u8; usize::try_from(self.source.grain_bytes).unwrap_or(0)];
         let mut inflater = Decompress::new(true);
         let status = inflater
             .decompress(&input, &mut output, FlushDecompress::Finish)
             .map_err(|e| Error::corrupt(what(), at, format!("deflate stream: {e}")))?;
-        let grain_start = grain.saturating_mul(self.grain_bytes);
-        let needed = self.grain_bytes.min(self.len.saturating_sub(grain_start));
+        let grain_start = grain.saturating_mul(self.source.grain_bytes);
+        // Checked against the file's capacity, not this line's length: the cache is shared by
+        // every line naming the file.
+        let needed = self
+            .source
+            .grain_bytes
+            .min(self.source.capacity_bytes.saturating_sub(grain_start));
         if status != Status::StreamEnd || inflater.total_out() < needed {
             return Err(Error::corrupt(
                 what(),
@@ -466,7 +555,7 @@ impl SparseExtent {
                 format!(
                     "inflates to {} bytes ({status:?}), expected {} bytes ending the stream",
                     inflater.total_out(),
-                    self.grain_bytes
+                    self.source.grain_bytes
                 ),
             ));
         }
@@ -499,19 +588,22 @@ impl ReadAt for SparseExtent {
         let mut pos = offset;
         let mut rest = buf;
         while !rest.is_empty() {
-            let grain = pos.checked_div(self.grain_bytes).unwrap_or(0);
-            let within = pos.checked_rem(self.grain_bytes).unwrap_or(0);
-            let take = usize::try_from(self.grain_bytes.saturating_sub(within))
+            let grain = pos.checked_div(self.source.grain_bytes).unwrap_or(0);
+            let within = pos.checked_rem(self.source.grain_bytes).unwrap_or(0);
+            let take = usize::try_from(self.source.grain_bytes.saturating_sub(within))
                 .unwrap_or(usize::MAX)
                 .min(rest.len());
             let (now, later) = rest.split_at_mut(take);
             match self.locate(grain)? {
                 GrainLocation::Unallocated => self.read_unallocated(pos, now)?,
                 GrainLocation::Zero => now.fill(0),
-                GrainLocation::At(at) if self.compressed => {
+                GrainLocation::At(at) if self.source.compressed => {
                     let data = self
-                        .grain_cache
-                        .get_or_load(grain, || self.inflate_grain(grain, at))?;
+                        .caches
+                        .grains
+                        .get_or_load(self.source.cache_key(grain)?, || {
+                            self.inflate_grain(grain, at)
+                        })?;
                     let start = usize::try_from(within).unwrap_or(usize::MAX);
                     let src = data.get(start..start.saturating_add(take)).ok_or_else(|| {
                         io::Error::from(self.corrupt(
@@ -524,19 +616,19 @@ impl ReadAt for SparseExtent {
                 }
                 GrainLocation::At(at) => {
                     let from = at.saturating_add(within);
-                    if check_bounds(from, take, self.file.len()).is_err() {
+                    if check_bounds(from, take, self.source.file.len()).is_err() {
                         return Err(self
                             .corrupt(
                                 format!("VMDK grain {grain}"),
                                 at,
                                 format!(
                                     "ends past the end of the file ({} bytes)",
-                                    self.file.len()
+                                    self.source.file.len()
                                 ),
                             )
                             .into());
                     }
-                    self.file.read_exact_at(from, now)?;
+                    self.source.file.read_exact_at(from, now)?;
                 }
             }
             rest = later;
@@ -557,9 +649,10 @@ impl ReadAt for SparseExtent {
         };
         let mut pos = offset;
         while pos < end {
-            let grain = pos.checked_div(self.grain_bytes).unwrap_or(0);
-            let within = pos.checked_rem(self.grain_bytes).unwrap_or(0);
+            let grain = pos.checked_div(self.source.grain_bytes).unwrap_or(0);
+            let within = pos.checked_rem(self.source.grain_bytes).unwrap_or(0);
             let take = self
+                .source
                 .grain_bytes
                 .saturating_sub(within)
                 .min(end.saturating_sub(pos));
@@ -863,13 +956,16 @@ fn open_sparse_file(
         }
         .to_owned()
     });
-    let extent = SparseExtent::open(file, name, &header, len, parent.map(|p| (p, 0)))?;
-    if extent.compressed && header.flags & FLAG_MARKERS == 0 {
+    let mut gd_budget_bytes = MAX_TOTAL_GD_BYTES;
+    let source = SparseSource::open(file, name, &header, 0, &mut gd_budget_bytes)?;
+    let caches = Arc::new(SparseCaches::new(source.grain_bytes));
+    let extent = SparseExtent::new(Arc::new(source), caches, len, parent.map(|p| (p, 0)))?;
+    if extent.source.compressed && header.flags & FLAG_MARKERS == 0 {
         notes.push("compressed grains without stream markers".to_owned());
     }
     notes.push(format!(
         "sparse extent version {}, grain {} bytes",
-        header.version, extent.grain_bytes
+        header.version, extent.source.grain_bytes
     ));
     Ok(Disk {
         reader: Arc::new(extent),
@@ -907,6 +1003,46 @@ fn read_embedded_descriptor(
     let text_len = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
     let text = String::from_utf8_lossy(bytes.get(..text_len).unwrap_or_default());
     Descriptor::parse(&text, offset)
+}
+
+/// Opens each distinct sparse extent file the descriptor names, once, so a descriptor repeating
+/// one file on many lines costs one grain directory, and the grain directories of all files
+/// together stay under [`MAX_TOTAL_GD_BYTES`].
+fn open_sparse_sources(
+    descriptor: &Descriptor,
+    base_dir: &Path,
+    name: &str,
+) -> Result<HashMap<PathBuf, Arc<SparseSource>>> {
+    let mut sources = HashMap::new();
+    let mut gd_budget_bytes = MAX_TOTAL_GD_BYTES;
+    for (index, line) in descriptor.extents.iter().enumerate() {
+        if line.kind != "SPARSE" || line.sectors == 0 {
+            continue;
+        }
+        let what = || format!("VMDK extent {index} of {name}");
+        let extent_path = extent_file_path(base_dir, line.file.as_deref(), what)?;
+        if sources.contains_key(&extent_path) {
+            continue;
+        }
+        let extent_file = open_file(&extent_path)?;
+        let extent_name = display_name(&extent_path);
+        let header = read_sparse_header(extent_file.as_ref(), &extent_name)?;
+        let id = u64::try_from(sources.len()).unwrap_or(u64::MAX);
+        let source =
+            SparseSource::open(extent_file, extent_name, &header, id, &mut gd_budget_bytes)?;
+        sources.insert(extent_path, Arc::new(source));
+    }
+    Ok(sources)
+}
+
+/// Where a descriptor line's extent file is: `file` relative to the descriptor's folder.
+fn extent_file_path(
+    base_dir: &Path,
+    file: Option<&str>,
+    what: impl Fn() -> String,
+) -> Result<PathBuf> {
+    let file = file.ok_or_else(|| Error::corrupt(what(), 0, "no file name"))?;
+    Ok(base_dir.join(file))
 }
 
 fn open_descriptor_file(
@@ -948,6 +1084,13 @@ fn open_descriptor_file(
         ));
     }
     let parent = open_parent(&descriptor, base_dir, options)?;
+    let sources = open_sparse_sources(&descriptor, base_dir, &name)?;
+    let max_grain_bytes = sources
+        .values()
+        .map(|source| source.grain_bytes)
+        .max()
+        .unwrap_or(SECTOR_BYTES);
+    let caches = Arc::new(SparseCaches::new(max_grain_bytes));
     let mut parts: Vec<(u64, Arc<dyn ReadAt>)> = Vec::with_capacity(descriptor.extents.len());
     let mut total: u64 = 0;
     for (index, line) in descriptor.extents.iter().enumerate() {
@@ -963,13 +1106,7 @@ fn open_descriptor_file(
                     format!("extents add up to more than the {MAX_CAPACITY_BYTES}-byte limit"),
                 )
             })?;
-        let extent_path = || -> Result<PathBuf> {
-            let file = line
-                .file
-                .as_deref()
-                .ok_or_else(|| Error::corrupt(what(), 0, "no file name"))?;
-            Ok(base_dir.join(file))
-        };
+        let extent_path = || extent_file_path(base_dir, line.file.as_deref(), what);
         let part: Arc<dyn ReadAt> = match line.kind.as_str() {
             "FLAT" | "VMFS" => {
                 let extent_path = extent_path()?;
@@ -986,15 +1123,13 @@ fn open_descriptor_file(
                 Arc::new(slice)
             }
             "SPARSE" => {
-                let extent_path = extent_path()?;
-                let extent_file = open_file(&extent_path)?;
-                let extent_name = display_name(&extent_path);
-                let header = read_sparse_header(extent_file.as_ref(), &extent_name)?;
+                let source = sources.get(&extent_path()?).ok_or_else(|| {
+                    Error::corrupt(what(), 0, "sparse extent file was not opened")
+                })?;
                 let parent = parent.as_ref().map(|p| (Arc::clone(p), total));
-                Arc::new(SparseExtent::open(
-                    extent_file,
-                    extent_name,
-                    &header,
+                Arc::new(SparseExtent::new(
+                    Arc::clone(source),
+                    Arc::clone(&caches),
                     len,
                     parent,
                 )?)
