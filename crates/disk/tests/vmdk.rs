@@ -443,3 +443,34 @@ fn grain_directories_of_all_extents_together_are_capped() {
     assert!(message.contains("MAX_TOTAL_GD_BYTES"), "{message}");
     assert!(message.contains("e2.vmdk"), "{message}");
 }
+
+#[test]
+fn extent_names_outside_the_descriptor_folder_or_not_files_are_refused() {
+    // A hostile descriptor must not show host files as guest bytes, nor hang on a FIFO.
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("pipe.vmdk");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mkfifo failed");
+    std::fs::create_dir(tmp.path().join("sub")).unwrap();
+    for (name, expected) in [
+        ("/etc/passwd", "not a plain name"),
+        ("../raw.img", "not a plain name"),
+        ("sub/../../raw.img", "not a plain name"),
+        ("pipe.vmdk", "not a regular file"),
+        ("sub", "not a regular file"),
+    ] {
+        for kind in ["FLAT", "SPARSE"] {
+            let offset = if kind == "FLAT" { " 0" } else { "" };
+            let path = write_descriptor(
+                tmp.path(),
+                "hostile.vmdk",
+                &[format!("RW 8 {kind} \"{name}\"{offset}")],
+            );
+            let err = open(&path).unwrap_err().to_string();
+            assert!(err.contains(expected), "{kind} {name}: {err}");
+        }
+    }
+}

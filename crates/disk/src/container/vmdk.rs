@@ -1042,7 +1042,28 @@ fn extent_file_path(
     what: impl Fn() -> String,
 ) -> Result<PathBuf> {
     let file = file.ok_or_else(|| Error::corrupt(what(), 0, "no file name"))?;
-    Ok(base_dir.join(file))
+    // A descriptor from a hostile image must not make us read host files as guest bytes
+    // ("/etc/shadow", "../../x"), nor block on a FIFO: only plain relative names of regular files.
+    let relative = Path::new(file);
+    let plain = relative
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if file.is_empty() || !plain {
+        return Err(Error::Unsupported(format!(
+            "{}: extent file {file:?} is not a plain name relative to the descriptor's folder",
+            what()
+        )));
+    }
+    let path = base_dir.join(relative);
+    match std::fs::metadata(&path) {
+        Ok(meta) if !meta.is_file() => Err(Error::Unsupported(format!(
+            "{}: extent file {} is not a regular file",
+            what(),
+            path.display()
+        ))),
+        // A missing file is reported by the open that follows, as before.
+        _ => Ok(path),
+    }
 }
 
 fn open_descriptor_file(
