@@ -43,8 +43,20 @@ const MAX_CHUNK_BYTES: u64 = 16 << 20;
 const COMPRESSED_SLACK_BYTES: u64 = 4096;
 /// Segment extensions run E01..E99 then EAA..ZZZ: 99 + 22 x 26 x 26.
 const MAX_SEGMENTS: u32 = 99 + 22 * 26 * 26;
-/// Decoded chunks kept for reads that do not start on a chunk boundary.
-const CHUNK_CACHE_ENTRIES: usize = 32;
+/// Bytes of decoded chunks kept for reads that do not start on a chunk boundary. A budget in
+/// bytes, not entries: 32 chunks of 16 MiB that inflate from a tiny E01 would hold 512 MiB.
+const CHUNK_CACHE_BYTES: u64 = 64 << 20;
+/// At most this many cached chunks (ewfacquire's default 32 KiB chunks stay at 32 entries).
+const CHUNK_CACHE_MAX_ENTRIES: u64 = 32;
+
+/// How many decoded chunks of `chunk_bytes` the cache holds: the byte budget, at least 2.
+fn chunk_cache_entries(chunk_bytes: u64) -> usize {
+    let entries = CHUNK_CACHE_BYTES
+        .checked_div(chunk_bytes)
+        .unwrap_or(CHUNK_CACHE_MAX_ENTRIES)
+        .clamp(2, CHUNK_CACHE_MAX_ENTRIES);
+    usize::try_from(entries).unwrap_or(2)
+}
 /// Read size while checking the stored MD5.
 const VERIFY_BLOCK_BYTES: usize = 1 << 20;
 
@@ -852,7 +864,7 @@ pub fn open(path: &Path, options: &OpenOptions) -> Result<Disk> {
         segments,
         chunks: state.chunks,
         geometry,
-        cache: LruCache::new(CHUNK_CACHE_ENTRIES),
+        cache: LruCache::new(chunk_cache_entries(geometry.chunk_bytes)),
     });
     match state.md5 {
         Some(md5) => {
@@ -917,6 +929,15 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+
+    #[test]
+    fn chunk_cache_is_bounded_in_bytes() {
+        assert_eq!(super::chunk_cache_entries(32 << 10), 32);
+        assert_eq!(super::chunk_cache_entries(16 << 20), 4);
+        assert_eq!(super::chunk_cache_entries(1 << 30), 2);
+        assert_eq!(super::chunk_cache_entries(0), 32);
+    }
+
     use super::*;
 
     #[test]
