@@ -9,33 +9,22 @@
     clippy::arithmetic_side_effects
 )]
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use winre_disk::container::{self, Disk, OpenOptions};
 use winre_disk::Error;
 use winre_readat::{FileReader, ReadAt};
 
-const MIB: u64 = 1 << 20;
-
+/// Builds (or reuses) the fixtures of `fixtures/make-containers.sh`.
 fn fixtures() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/make-containers.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .output()
-            .expect("run make-containers.sh");
-        assert!(
-            out.status.success(),
-            "make-containers.sh failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-    })
+    DIR.get_or_init(|| common::run_fixture_script("make-containers.sh"))
 }
+
+const MIB: u64 = 1 << 20;
 
 /// A copy of a fixture in a temporary directory, as bytes to patch.
 struct Copy {

@@ -9,32 +9,19 @@
     clippy::arithmetic_side_effects
 )]
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
-use sha2::{Digest, Sha256};
 use winre_disk::container::{self, Disk, Format, OpenOptions};
 use winre_disk::Error;
 use winre_readat::{FileReader, ReadAt};
 
-/// Builds (or reuses) the fixtures; the script fails loudly when qemu-img or sgdisk is missing.
+/// Builds (or reuses) the fixtures of `fixtures/make-containers.sh`.
 fn fixtures() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/make-containers.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .output()
-            .expect("run make-containers.sh");
-        assert!(
-            out.status.success(),
-            "make-containers.sh failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-    })
+    DIR.get_or_init(|| common::run_fixture_script("make-containers.sh"))
 }
 
 struct Expected {
@@ -71,22 +58,6 @@ fn options_for(name: &str) -> OpenOptions {
     }
 }
 
-/// SHA-256 of the whole guest, read in chunks that straddle block and cluster boundaries.
-fn sha256_of(reader: &dyn ReadAt) -> String {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; (1 << 20) + 1536];
-    let mut offset = 0u64;
-    while offset < reader.len() {
-        let take = buf.len().min((reader.len() - offset) as usize);
-        reader
-            .read_exact_at(offset, &mut buf[..take])
-            .unwrap_or_else(|e| panic!("read at {offset}: {e}"));
-        hasher.update(&buf[..take]);
-        offset += take as u64;
-    }
-    format!("{:x}", hasher.finalize())
-}
-
 fn open(name: &str) -> Disk {
     container::open(&fixtures().join(name), &options_for(name))
         .unwrap_or_else(|e| panic!("{name}: {e}"))
@@ -114,7 +85,7 @@ fn every_container_reads_like_qemu_img() {
             e.name
         );
         assert_eq!(
-            sha256_of(disk.reader.as_ref()),
+            common::sha256_of(disk.reader.as_ref()),
             e.sha256,
             "{}: guest bytes vs qemu-img convert -O raw",
             e.name

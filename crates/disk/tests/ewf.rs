@@ -9,6 +9,8 @@
     clippy::arithmetic_side_effects
 )]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -17,33 +19,10 @@ use sha2::{Digest, Sha256};
 use winre_disk::container::{self, Format, OpenOptions};
 use winre_readat::ReadAt;
 
+/// Builds (or reuses) the fixtures of `fixtures/make-vmdk-ewf.sh`.
 fn fixtures() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/make-vmdk-ewf.sh");
-        let out = Command::new(&script)
-            .output()
-            .expect("run fixtures/make-vmdk-ewf.sh");
-        assert!(
-            out.status.success(),
-            "make-vmdk-ewf.sh failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-    })
-}
-
-fn sha256_of(reader: &dyn ReadAt) -> String {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 4 << 20];
-    let mut offset = 0;
-    while offset < reader.len() {
-        let take = (reader.len() - offset).min(buf.len() as u64) as usize;
-        reader.read_exact_at(offset, &mut buf[..take]).unwrap();
-        hasher.update(&buf[..take]);
-        offset += take as u64;
-    }
-    format!("{:x}", hasher.finalize())
+    DIR.get_or_init(|| common::run_fixture_script("make-vmdk-ewf.sh"))
 }
 
 fn raw_sha256() -> &'static str {
@@ -119,7 +98,7 @@ fn assert_reads_as_raw(first_segment: &str, sector_size: u32) {
         disk.info.notes
     );
     assert_eq!(
-        sha256_of(disk.reader.as_ref()),
+        common::sha256_of(disk.reader.as_ref()),
         raw_sha256(),
         "{first_segment}"
     );

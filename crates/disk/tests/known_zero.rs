@@ -12,24 +12,13 @@
     clippy::arithmetic_side_effects
 )]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use winre_disk::container::{self, OpenOptions};
 use winre_readat::{FileReader, ReadAt};
-
-fn run_script(name: &str) -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures")
-        .join(name);
-    let out = Command::new("bash").arg(&script).output().expect(name);
-    assert!(
-        out.status.success(),
-        "{name} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
 
 /// One entry of `qemu-img map --output=json`.
 struct MapEntry {
@@ -171,7 +160,7 @@ fn check_by_bytes(image: &Path, scratch: &Path) -> u64 {
 
 #[test]
 fn known_zero_of_vhdx_reads_as_zeros_in_qemu_img() {
-    let c = run_script("make-containers.sh");
+    let c = common::run_fixture_script("make-containers.sh");
     let dir = tempfile::tempdir().unwrap();
     for name in ["vhdx-dynamic.vhdx", "vhdx-1m.vhdx", "big-vhdx.vhdx"] {
         check_by_bytes(&c.join(name), &dir.path().join("oracle.raw"));
@@ -180,8 +169,8 @@ fn known_zero_of_vhdx_reads_as_zeros_in_qemu_img() {
 
 #[test]
 fn known_zero_agrees_with_qemu_img_map_on_every_container() {
-    let c = run_script("make-containers.sh");
-    let v = run_script("make-vmdk-ewf.sh");
+    let c = common::run_fixture_script("make-containers.sh");
+    let v = common::run_fixture_script("make-vmdk-ewf.sh");
     let plain = [
         c.join("base.raw"),
         c.join("vhd-fixed.vhd"),

@@ -7,6 +7,8 @@
     clippy::arithmetic_side_effects
 )]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -16,17 +18,7 @@ use winre_disk::partition::{self, gpt, Kind, PartitionTable, Scheme};
 use winre_disk::probe::Filesystem;
 
 fn fixtures() -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/make-disks.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .output()
-        .expect("run make-disks.sh");
-    assert!(
-        out.status.success(),
-        "make-disks.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    common::run_fixture_script("make-disks.sh")
 }
 
 fn run(tool: &str, args: &[&str]) -> String {

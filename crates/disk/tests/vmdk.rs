@@ -9,6 +9,8 @@
     clippy::arithmetic_side_effects
 )]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -18,36 +20,13 @@ use winre_disk::container::{self, Format, OpenOptions};
 use winre_disk::Error;
 use winre_readat::ReadAt;
 
-const MIB: u64 = 1024 * 1024;
-
+/// Builds (or reuses) the fixtures of `fixtures/make-vmdk-ewf.sh`.
 fn fixtures() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/make-vmdk-ewf.sh");
-        let out = Command::new(&script)
-            .output()
-            .expect("run fixtures/make-vmdk-ewf.sh");
-        assert!(
-            out.status.success(),
-            "make-vmdk-ewf.sh failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-    })
+    DIR.get_or_init(|| common::run_fixture_script("make-vmdk-ewf.sh"))
 }
 
-fn sha256_of(reader: &dyn ReadAt) -> String {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 4 << 20];
-    let mut offset = 0;
-    while offset < reader.len() {
-        let take = (reader.len() - offset).min(buf.len() as u64) as usize;
-        reader.read_exact_at(offset, &mut buf[..take]).unwrap();
-        hasher.update(&buf[..take]);
-        offset += take as u64;
-    }
-    format!("{:x}", hasher.finalize())
-}
+const MIB: u64 = 1024 * 1024;
 
 fn sha256_file(path: &Path) -> String {
     format!("{:x}", Sha256::digest(std::fs::read(path).unwrap()))
@@ -71,7 +50,7 @@ fn assert_same_as(container_file: &str, raw_file: &str, variant: &str) {
     );
     assert_eq!(disk.info.virtual_size, disk.reader.len());
     assert_eq!(
-        sha256_of(disk.reader.as_ref()),
+        common::sha256_of(disk.reader.as_ref()),
         sha256_file(&raw),
         "{container_file} content"
     );
@@ -178,7 +157,7 @@ fn child_disk_needs_its_parent_and_reads_like_qemu_with_it() {
     };
     let disk = container::open(&child, &options).unwrap();
     assert_eq!(
-        sha256_of(disk.reader.as_ref()),
+        common::sha256_of(disk.reader.as_ref()),
         sha256_file(&dir.join("child.raw"))
     );
 }
