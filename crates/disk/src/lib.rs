@@ -9,6 +9,7 @@
 
 pub mod container;
 pub mod error;
+pub mod guid;
 pub mod partition;
 pub mod probe;
 

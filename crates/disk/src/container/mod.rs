@@ -11,7 +11,6 @@ use crate::{Error, Result};
 
 mod crc32c;
 pub mod ewf;
-mod guid;
 mod lru_cache;
 mod mapped;
 pub mod qcow2;

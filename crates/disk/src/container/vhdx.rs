@@ -21,10 +21,10 @@ use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
 
 use super::crc32c::crc32c;
-use super::guid::Guid;
 use super::lru_cache::LruCache;
 use super::mapped::{MappedReader, Mapper, Mapping, Run};
 use super::{ContainerInfo, Disk, Format, OpenOptions};
+use crate::guid::Guid;
 use crate::{Error, Result};
 
 const KIB: u64 = 1 << 10;
@@ -537,7 +537,7 @@ fn pending_log_entries(file: &dyn ReadAt, header: &Header) -> Result<u64> {
 pub fn open(file: Arc<dyn ReadAt>, options: &OpenOptions) -> Result<Disk> {
     let (header, note) = current_header(file.as_ref())?;
     let mut notes: Vec<String> = note.into_iter().collect();
-    if !header.log_guid.is_nil() {
+    if !header.log_guid.is_zero() {
         let pending = pending_log_entries(file.as_ref(), &header)?;
         notes.push(if pending == 0 {
             format!("VHDX log GUID {} is set but the log holds no entry of it: nothing to replay, reads are exact", header.log_guid)
