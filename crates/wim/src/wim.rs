@@ -3,10 +3,11 @@
 use winre_readat::ReadAt;
 
 use crate::blob_table::{BlobEntry, BlobTable, MAX_BLOB_TABLE_BYTES};
+use crate::codec::Compression;
 use crate::header::{Header, HEADER_SIZE};
 use crate::integrity::IntegrityTable;
 use crate::reshdr::ResourceHeader;
-use crate::resource::{read_to_vec, ResourceSpec};
+use crate::resource::{read_to_vec, stream, DecoderPool, Fault, ResourceSpec};
 use crate::xml::{self, ImageXml, WimXml, MAX_XML_BYTES};
 use crate::{Error, Result};
 
@@ -146,5 +147,28 @@ impl<R: ReadAt> Wim<R> {
             max_bytes,
             &format!("blob {}", blob.sha1),
         )
+    }
+
+    /// Streams a blob's bytes, in order and one piece (at most one chunk) at a time, to `sink`.
+    /// This is the one entry point for reading file data: callers never look at how the blob is
+    /// stored. Memory: about two chunks, whatever the blob's size.
+    pub fn stream_blob(
+        &self,
+        blob: &BlobEntry,
+        sink: impl FnMut(&[u8]) -> std::result::Result<(), Fault>,
+    ) -> std::result::Result<(), Fault> {
+        let spec = self.spec(blob.reshdr);
+        let pool = if blob.reshdr.is_compressed() && spec.compression != Compression::None {
+            Some(
+                DecoderPool::new(
+                    spec.compression,
+                    usize::try_from(spec.chunk_size_bytes).unwrap_or(usize::MAX),
+                )
+                .map_err(Fault::Unsupported)?,
+            )
+        } else {
+            None
+        };
+        stream(&self.reader, &spec, pool.as_ref(), sink)
     }
 }

@@ -64,6 +64,17 @@ fn every_file_decodes_like_wimlib_apply() {
                     .unwrap_or_else(|| panic!("{name}: no blob for {}", file.display()));
                 let ours = wim.read_blob(blob, 1 << 30).unwrap();
                 assert!(ours == theirs, "{name}: {} differs", file.display());
+                let mut streamed = Vec::new();
+                wim.stream_blob(blob, |piece| {
+                    streamed.extend_from_slice(piece);
+                    Ok(())
+                })
+                .unwrap();
+                assert!(
+                    streamed == theirs,
+                    "{name}: {} streams wrong",
+                    file.display()
+                );
                 checked += 1;
             }
             assert!(checked >= 35, "{name}: only {checked} files");
