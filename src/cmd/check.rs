@@ -8,11 +8,12 @@ use winre_core::scan::{self, Requirement, ScanOptions};
 use winre_core::version::WinreVersion;
 
 use super::scan::{parse_size, scan_all, Outcome};
+use super::source::RemoteArgs;
 
 /// Arguments of `winre check`.
 #[derive(Args)]
 pub struct CheckArgs {
-    /// Disk images.
+    /// Disk images: local paths or URLs (https://..., s3://BUCKET/KEY, az://ACCOUNT/CONTAINER/BLOB).
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
     /// WinRE must have this update (e.g. KB5057589).
@@ -27,6 +28,8 @@ pub struct CheckArgs {
     /// Images checked at once (default: the number of cores).
     #[arg(long)]
     pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 /// Exit 0 when every image passes, 1 when any fails (one line per reason), 2 when any cannot be
@@ -43,7 +46,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     };
     let mut unreadable = false;
     let mut failed = false;
-    for outcome in scan_all(&args.images, args.jobs, &options)? {
+    for outcome in scan_all(&args.images, args.jobs, &options, &args.remote)? {
         match outcome {
             Outcome::Report(report, _) => {
                 let reasons = scan::check(&report, &requirement);

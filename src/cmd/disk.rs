@@ -16,12 +16,15 @@ use winre_disk::container::{self, Disk, OpenOptions};
 use winre_disk::partition::{self, DiskReport, Scheme};
 use winre_readat::{Counting, FileReader, ReadAt};
 
+use super::source::{self, RemoteArgs};
+
 /// `winre disk` subcommands.
 #[derive(Subcommand)]
 pub enum DiskCommand {
     /// The container and the partition table, like `sgdisk -p` with kinds and filesystems.
     Info {
-        /// The disk image.
+        /// The disk image: a local path or a URL (https://..., s3://BUCKET/KEY,
+        /// az://ACCOUNT/CONTAINER/BLOB).
         image: PathBuf,
         /// Print JSON instead of text.
         #[arg(long)]
@@ -35,6 +38,8 @@ pub enum DiskCommand {
         /// Check the container's stored hash (the MD5 of an E01) by reading the whole image.
         #[arg(long)]
         verify_container: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Stream the guest disk (or one partition) as raw bytes to stdout.
     Cat {
@@ -57,6 +62,22 @@ pub fn run(command: &DiskCommand) -> anyhow::Result<ExitCode> {
             parent,
             stats,
             verify_container,
+            remote,
+        } if source::is_remote(image) => info_remote(
+            image,
+            *json,
+            parent.as_deref(),
+            *stats,
+            *verify_container,
+            remote,
+        ),
+        DiskCommand::Info {
+            image,
+            json,
+            parent,
+            stats,
+            verify_container,
+            ..
         } => info(image, *json, parent.as_deref(), *stats, *verify_container),
         DiskCommand::Cat {
             image,
@@ -136,6 +157,34 @@ fn info(
         );
     }
     finish_info(image, json, &report)
+}
+
+/// `disk info` of an image at a URL; `--stats` counts requests and bytes fetched.
+fn info_remote(
+    image: &Path,
+    json: bool,
+    parent: Option<&Path>,
+    stats: bool,
+    verify_container: bool,
+    remote: &RemoteArgs,
+) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let options = OpenOptions {
+        parent: parent.map(Path::to_path_buf),
+        verify_container,
+    };
+    let opened = source::open_disk(image, &options, remote)?;
+    let report = partition::report(&opened.disk).with_context(|| opened.label.clone())?;
+    if let (true, Some(reader)) = (stats, &opened.remote) {
+        let fetched = reader.stats();
+        eprintln!(
+            "stats: open + partition table + probes: {:.2} ms, fetched {} bytes in {} requests",
+            started.elapsed().as_secs_f64() * 1000.0,
+            fetched.bytes_fetched,
+            fetched.requests
+        );
+    }
+    finish_info(Path::new(&opened.label), json, &report)
 }
 
 fn finish_info(image: &Path, json: bool, report: &DiskReport) -> anyhow::Result<ExitCode> {

@@ -4,5 +4,6 @@ pub mod check;
 pub mod disk;
 pub mod extract;
 pub mod scan;
+pub mod source;
 pub mod verify;
 pub mod wim;

@@ -9,11 +9,15 @@ use clap::Args;
 use rayon::prelude::*;
 use winre_core::report::{ScanReport, WinreStatus};
 use winre_core::scan::{self, ScanOptions};
+use winre_disk::container::OpenOptions;
+
+use super::source::{self, RemoteArgs};
 
 /// Arguments of `winre scan`.
 #[derive(Args)]
 pub struct ScanArgs {
-    /// Disk images (raw, VHD, VHDX, VMDK, qcow2, E01).
+    /// Disk images (raw, VHD, VHDX, VMDK, qcow2, E01): local paths, or URLs read in place
+    /// (https://..., s3://BUCKET/KEY, az://ACCOUNT/CONTAINER/BLOB).
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
     /// One JSON object per image per line instead of text.
@@ -28,9 +32,12 @@ pub struct ScanArgs {
     /// Also read the whole Winre.wim and give its SHA-256.
     #[arg(long)]
     pub hash: bool,
-    /// Print bytes read and time taken per image on stderr.
+    /// Print bytes read and time taken per image on stderr (for URLs also the requests made
+    /// and bytes fetched).
     #[arg(long)]
     pub stats: bool,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 /// One image's outcome.
@@ -46,6 +53,7 @@ pub fn scan_all(
     images: &[PathBuf],
     jobs: Option<usize>,
     options: &ScanOptions,
+    remote: &RemoteArgs,
 ) -> anyhow::Result<Vec<Outcome>> {
     let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(jobs) = jobs {
@@ -57,15 +65,38 @@ pub fn scan_all(
             .par_iter()
             .map(|path| {
                 let started = Instant::now();
-                match scan::scan_path(path, options) {
+                let scanned = if source::is_remote(path) {
+                    scan_remote(path, options, remote)
+                } else {
+                    scan::scan_path(path, options).map_err(|e| e.to_string())
+                };
+                match scanned {
                     Ok(report) => {
                         Outcome::Report(Box::new(report), started.elapsed().as_secs_f64() * 1000.0)
                     }
-                    Err(e) => Outcome::Failed(path.clone(), e.to_string()),
+                    Err(e) => Outcome::Failed(PathBuf::from(source::label(path)), e),
                 }
             })
             .collect()
     }))
+}
+
+/// Scans the image at a URL; the report names the URL redacted and counts the requests made.
+fn scan_remote(
+    url: &std::path::Path,
+    options: &ScanOptions,
+    remote: &RemoteArgs,
+) -> Result<ScanReport, String> {
+    let opened =
+        source::open_disk(url, &OpenOptions::default(), remote).map_err(|e| format!("{e:#}"))?;
+    let mut report =
+        scan::scan_disk(&opened.label, &opened.disk, options).map_err(|e| e.to_string())?;
+    if let Some(reader) = &opened.remote {
+        let fetched = reader.stats();
+        report.stats.requests = Some(fetched.requests);
+        report.stats.bytes_fetched = Some(fetched.bytes_fetched);
+    }
+    Ok(report)
 }
 
 pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
@@ -73,7 +104,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
         required_free_bytes: args.min_free,
         hash: args.hash,
     };
-    let outcomes = scan_all(&args.images, args.jobs, &options)?;
+    let outcomes = scan_all(&args.images, args.jobs, &options, &args.remote)?;
     let mut failed = false;
     for outcome in &outcomes {
         match outcome {
@@ -84,8 +115,15 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
                     print!("{}", render_text(report));
                 }
                 if args.stats {
+                    let fetched = match (report.stats.requests, report.stats.bytes_fetched) {
+                        (Some(requests), Some(bytes)) => format!(
+                            "; fetched {bytes} bytes ({:.2} MiB) in {requests} requests",
+                            bytes as f64 / 1048576.0
+                        ),
+                        _ => String::new(),
+                    };
                     eprintln!(
-                        "{}: read {} bytes ({:.2} MiB) in {} reads, {ms:.1} ms",
+                        "{}: read {} bytes ({:.2} MiB) in {} reads, {ms:.1} ms{fetched}",
                         report.source.path,
                         report.stats.bytes_read,
                         report.stats.bytes_read as f64 / 1048576.0,

@@ -7,15 +7,14 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use winre_readat::FileReader;
-
+use super::source::{self, RemoteArgs};
 use super::wim::emit;
 use winre_wim::verify::{verify, BlobProblem, Progress, VerifyOptions, VerifyReport};
 
 /// Arguments of `winre verify`.
 #[derive(clap::Args)]
 pub struct VerifyArgs {
-    /// The WIM file.
+    /// The WIM file: a local path or a URL (https://..., s3://BUCKET/KEY, az://ACCOUNT/CONTAINER/BLOB).
     pub file: PathBuf,
     /// Print JSON instead of text.
     #[arg(long)]
@@ -23,12 +22,17 @@ pub struct VerifyArgs {
     /// Worker threads (default: the number of cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// For a URL: print the requests made and bytes fetched on stderr.
+    #[arg(long)]
+    pub stats: bool,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 /// Exit codes: 0 intact, 1 corruption found, 2 the file cannot be checked at all.
 pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
-    let reader = FileReader::open(&args.file)
-        .with_context(|| format!("cannot open {}", args.file.display()))?;
+    let shown = source::label(&args.file);
+    let (reader, remote) = source::open_bytes(&args.file, &args.remote)?;
     let mut builder = rayon::ThreadPoolBuilder::new();
     if let Some(n) = args.threads {
         anyhow::ensure!(n >= 1, "--threads must be at least 1");
@@ -52,8 +56,17 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     };
     let report = pool
         .install(|| verify(reader, VerifyOptions::default(), &on_progress))
-        .with_context(|| format!("cannot verify {}", args.file.display()))?;
+        .with_context(|| format!("cannot verify {shown}"))?;
     bar.finish_and_clear();
+    if let (true, Some(remote)) = (args.stats, &remote) {
+        let fetched = remote.stats();
+        eprintln!(
+            "{shown}: fetched {} bytes ({:.2} MiB) in {} requests",
+            fetched.bytes_fetched,
+            fetched.bytes_fetched as f64 / 1048576.0,
+            fetched.requests
+        );
+    }
     if args.json {
         emit(&serde_json::to_string_pretty(&report)?)?;
     } else {

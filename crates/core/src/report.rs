@@ -195,4 +195,10 @@ pub struct ReadSummary {
     pub bytes_read: u64,
     /// Read calls.
     pub read_calls: u64,
+    /// Range requests sent, for an image read over a URL (absent for a local file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests: Option<u64>,
+    /// Bytes received over the network, for an image read over a URL (absent for a local file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_fetched: Option<u64>,
 }

@@ -62,6 +62,7 @@ pub fn scan_disk(label: &str, disk: &Disk, options: &ScanOptions) -> Result<Scan
     report.stats = ReadSummary {
         bytes_read: stats.bytes,
         read_calls: stats.calls,
+        ..ReadSummary::default()
     };
     Ok(report)
 }

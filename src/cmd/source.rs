@@ -1,0 +1,139 @@
+//! Inputs: a local path, or a URL (`https://`, `http://`, `s3://`, `az://`) read in place with
+//! range requests. The one place the CLI turns an input into a `Disk` or a byte source.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use winre_disk::container::{self, Disk, OpenOptions};
+use winre_readat::{FileReader, ReadAt};
+use winre_remote::{RemoteOptions, RemoteReader};
+
+/// Options for images given as URLs.
+#[derive(clap::Args, Clone, Debug)]
+pub struct RemoteArgs {
+    /// For URLs: the most one read may take, retries included, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = parse_seconds)]
+    pub timeout: Duration,
+    /// For s3:// URLs: an S3-compatible endpoint (MinIO, Ceph, moto), e.g. http://127.0.0.1:9000.
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// For az:// URLs: the blob endpoint; for Azurite http://127.0.0.1:10000/devstoreaccount1.
+    #[arg(long, value_name = "URL")]
+    pub az_endpoint: Option<String>,
+}
+
+impl RemoteArgs {
+    fn options(&self) -> RemoteOptions {
+        RemoteOptions {
+            timeout: self.timeout,
+            s3_endpoint: self.s3_endpoint.clone(),
+            azure_endpoint: self.az_endpoint.clone(),
+            ..RemoteOptions::default()
+        }
+    }
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(0.1..=86_400.0).contains(&seconds) {
+        return Err("the timeout must be between 0.1 and 86400 seconds".into());
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// True when `input` is a URL rather than a local path.
+pub fn is_remote(input: &Path) -> bool {
+    input.to_str().is_some_and(winre_remote::is_remote)
+}
+
+/// How `input` is shown in reports and messages: a path as given, a URL redacted.
+pub fn label(input: &Path) -> String {
+    match input.to_str() {
+        Some(text) if winre_remote::is_remote(text) => winre_remote::redact_url(text),
+        _ => input.display().to_string(),
+    }
+}
+
+/// An opened input.
+pub struct Opened {
+    /// The guest disk.
+    pub disk: Disk,
+    /// How the input is shown.
+    pub label: String,
+    /// The remote reader, for its request counters; `None` for a local file.
+    pub remote: Option<Arc<RemoteReader>>,
+}
+
+/// Opens a URL's object as a byte source.
+pub fn open_remote(input: &Path, remote: &RemoteArgs) -> anyhow::Result<Arc<RemoteReader>> {
+    let text = input.to_str().unwrap_or_default();
+    Ok(Arc::new(RemoteReader::open(text, &remote.options())?))
+}
+
+/// Opens a local file or a URL as a byte source (a WIM for `verify`).
+pub fn open_bytes(
+    input: &Path,
+    remote: &RemoteArgs,
+) -> anyhow::Result<(Arc<dyn ReadAt>, Option<Arc<RemoteReader>>)> {
+    if is_remote(input) {
+        let reader = open_remote(input, remote)?;
+        Ok((Arc::clone(&reader) as Arc<dyn ReadAt>, Some(reader)))
+    } else {
+        let file =
+            FileReader::open(input).with_context(|| format!("cannot open {}", input.display()))?;
+        Ok((Arc::new(file), None))
+    }
+}
+
+/// Opens the disk image at `input`, a local path or a URL.
+///
+/// Over a URL, VMDK and E01 are refused (their extents and segments are separate files, found
+/// by name next to the first), and so is a differencing VHD / VHDX or a qcow2 with a backing
+/// file unless `options.parent` names a local parent.
+pub fn open_disk(
+    input: &Path,
+    options: &OpenOptions,
+    remote: &RemoteArgs,
+) -> anyhow::Result<Opened> {
+    let label = label(input);
+    if !is_remote(input) {
+        let disk = container::open(input, options)?;
+        return Ok(Opened {
+            disk,
+            label,
+            remote: None,
+        });
+    }
+    let reader = open_remote(input, remote)?;
+    let source = Arc::clone(&reader) as Arc<dyn ReadAt>;
+    let disk = match container::open_reader(source, options) {
+        Ok(disk) => disk,
+        Err(winre_disk::Error::Unsupported(_))
+            if matches!(
+                container::detect(reader.as_ref()),
+                Ok(container::Format::Vmdk | container::Format::Ewf)
+            ) =>
+        {
+            anyhow::bail!(
+                "{label}: VMDK and E01 images are read from local files only (they may span \
+                 several files, found by name): unsupported over a URL; download it, or convert \
+                 it to VHD / qcow2 / raw where it is stored"
+            )
+        }
+        Err(winre_disk::Error::NeedsParent { format, parent }) => anyhow::bail!(
+            "{label}: {format} with parent {parent:?}: differencing images over a URL are not \
+             supported (parents are not fetched); scan a merged image"
+        ),
+        Err(e) => return Err(anyhow::Error::new(e).context(label)),
+    };
+    Ok(Opened {
+        disk,
+        label,
+        remote: Some(reader),
+    })
+}
