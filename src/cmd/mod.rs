@@ -6,3 +6,4 @@ pub mod extract;
 pub mod scan;
 pub mod verify;
 pub mod wim;
+pub mod wim_extract;
