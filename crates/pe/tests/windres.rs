@@ -1,6 +1,11 @@
 //! Version resources written by binutils' windres and ld (fixtures/make-pe.sh), read back and
 //! compared with windres' own decompilation of the same images (`windres -i IMAGE -O rc`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -52,7 +57,11 @@ fn windres_decompile(image: &Path) -> Decompiled {
         .args(["-O", "rc"])
         .output()
         .expect("run windres (binutils-mingw-w64-x86-64)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rc = String::from_utf8(out.stdout).unwrap();
     let strings = rc
         .lines()
@@ -95,7 +104,10 @@ fn values_from_the_resource_script() {
     let dir = fixtures();
     let bytes = std::fs::read(dir.join("winpeshl.exe")).unwrap();
     let info = read_version_info(&bytes).unwrap().unwrap();
-    assert_eq!(info.fixed.as_ref().unwrap().file_version.to_string(), "10.0.22621.3233");
+    assert_eq!(
+        info.fixed.as_ref().unwrap().file_version.to_string(),
+        "10.0.22621.3233"
+    );
     assert_eq!(
         info.string("FileVersion"),
         Some("10.0.22621.3233 (WinBuild.160101.0800)")
@@ -114,14 +126,23 @@ fn values_from_the_resource_script() {
     assert_eq!(
         info.translations,
         [
-            Translation { language: 0x409, code_page: 1200 },
-            Translation { language: 0x407, code_page: 1200 }
+            Translation {
+                language: 0x409,
+                code_page: 1200
+            },
+            Translation {
+                language: 0x407,
+                code_page: 1200
+            }
         ]
     );
     // PE32 (i386) takes the other optional-header layout.
     let x86 = std::fs::read(dir.join("x86.exe")).unwrap();
     let info = read_version_info(&x86).unwrap().unwrap();
-    assert_eq!(info.fixed.as_ref().unwrap().file_version.to_string(), "6.3.9600.17415");
+    assert_eq!(
+        info.fixed.as_ref().unwrap().file_version.to_string(),
+        "6.3.9600.17415"
+    );
 }
 
 #[test]
