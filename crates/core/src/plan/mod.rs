@@ -397,3 +397,10 @@ impl Plan {
         }
     }
 }
+
+mod build;
+pub mod grow;
+mod script;
+pub mod tail;
+
+pub use build::{plan_disk, plan_path, PlanOptions, NEW_VOLUME_METADATA_BYTES};
