@@ -3,7 +3,9 @@
 pub mod check;
 pub mod disk;
 pub mod extract;
+pub mod plan;
 pub mod scan;
 pub mod source;
 pub mod verify;
 pub mod wim;
+pub mod wim_extract;
