@@ -10,8 +10,8 @@
 #   moto    S3, holding the dynamic VHD
 #   Azurite Azure Blob, holding the fixed VHD as a page blob (only its data pages written)
 #
-# Usage: benches/remote-scan.sh [--runs N]   (needs: cargo build --release; nginx, moto[server]
-# and azurite installed as .ci/run does)
+# Usage: benches/remote-scan.sh [--runs N]   (needs: cargo build --release, or WINRE=path/to/winre;
+# nginx, moto[server] and azurite installed as .ci/run does)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 runs=5
@@ -25,8 +25,8 @@ azurite="$root/fixtures/cache/npm/node_modules/.bin/azurite-blob"
 [ -x "$azurite" ] || azurite=$(command -v azurite-blob) || { echo "remote-scan.sh: azurite-blob is missing (see .ci/run)" >&2; exit 1; }
 export PYTHONPATH="$root/fixtures/cache/pip${PYTHONPATH:+:$PYTHONPATH}"
 python3 -c 'import moto.server' || { echo "remote-scan.sh: moto[server] is missing (see .ci/run)" >&2; exit 1; }
-winre="$root/target/release/winre"
-[ -x "$winre" ] || { echo "remote-scan.sh: build first: cargo build --release" >&2; exit 1; }
+winre="${WINRE:-$root/target/release/winre}"
+[ -x "$winre" ] || { echo "remote-scan.sh: build first: cargo build --release (or set WINRE=path/to/winre)" >&2; exit 1; }
 fixtures=$(bash "$root/fixtures/make-winre-disks.sh")
 work=$(mktemp -d "${TMPDIR:-/tmp}/winre-remote-bench.XXXXXX")
 pids=()
@@ -65,7 +65,7 @@ wait_port() {
 np=$(free_port)
 mkdir "$work/nginx"
 cat >"$work/nginx/nginx.conf" <<CONF
-daemon off; worker_processes 1; pid $work/nginx/pid; error_log $work/nginx/error.log;
+daemon off; user root; worker_processes 1; pid $work/nginx/pid; error_log $work/nginx/error.log;
 events { worker_connections 64; }
 http { access_log off; client_body_temp_path $work/nginx/b; proxy_temp_path $work/nginx/p;
   fastcgi_temp_path $work/nginx/f; uwsgi_temp_path $work/nginx/u; scgi_temp_path $work/nginx/s;

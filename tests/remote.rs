@@ -99,17 +99,20 @@ fn spawn(name: &'static str, port: u16, command: &mut Command) -> Server {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {name} (see .ci/run for how it is installed): {e}"));
+        .unwrap_or_else(|e| {
+            panic!("cannot start {name} (see .ci/run for how it is installed): {e}")
+        });
     Server { child, port, name }.wait_ready()
 }
 
-/// nginx (Debian package) serving `dir` on a free port, with a config of its own (no root).
+/// nginx (Debian package) serving `dir` on a free port, with a config of its own (no root
+/// needed; when run as root, its worker stays root to read the fixture cache, which is 0700).
 fn nginx(dir: &Path) -> (Server, tempfile::TempDir) {
     let work = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let w = work.path().display();
     let conf = format!(
-        "daemon off;\nworker_processes 1;\npid {w}/nginx.pid;\nerror_log {w}/error.log;\n\
+        "daemon off;\nuser root;\nworker_processes 1;\npid {w}/nginx.pid;\nerror_log {w}/error.log;\n\
          events {{ worker_connections 64; }}\n\
          http {{\n  access_log off;\n  client_body_temp_path {w}/body;\n  proxy_temp_path {w}/proxy;\n\
            fastcgi_temp_path {w}/fastcgi;\n  uwsgi_temp_path {w}/uwsgi;\n  scgi_temp_path {w}/scgi;\n\
@@ -140,7 +143,14 @@ fn moto() -> Server {
     let port = free_port();
     let mut command = Command::new("python3");
     command
-        .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+        .args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
         .env("PYTHONPATH", python_path())
         .stderr(Stdio::null());
     spawn("moto_server", port, &mut command)
@@ -192,7 +202,10 @@ fn fault_server(dir: &Path) -> Server {
         if let Some(status) = child.try_wait().expect("poll") {
             panic!("fault_server.py exited ({status})");
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "fault_server.py did not start");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "fault_server.py did not start"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     Server {
@@ -258,16 +271,31 @@ fn assert_same_as_local(url: &str, file: &str, extra: &[&str], env: &[(&str, &st
     let (remote, stderr) = scan_json(url, extra, env);
     assert_eq!(remote["source"]["path"], url, "the report names the URL");
     let stats = remote["stats"].clone();
-    let requests = stats["requests"].as_u64().expect("stats.requests for a URL");
-    let fetched = stats["bytes_fetched"].as_u64().expect("stats.bytes_fetched");
-    assert!(requests >= 1 && requests <= 40, "{requests} requests for {url}");
+    let requests = stats["requests"]
+        .as_u64()
+        .expect("stats.requests for a URL");
+    let fetched = stats["bytes_fetched"]
+        .as_u64()
+        .expect("stats.bytes_fetched");
+    assert!(
+        requests >= 1 && requests <= 40,
+        "{requests} requests for {url}"
+    );
     assert!(fetched <= 8 << 20, "{fetched} bytes fetched for {url}");
     assert!(
         stderr.contains(&format!("in {requests} requests")),
         "--stats names the requests: {stderr}"
     );
-    assert_eq!(local["stats"].get("requests"), None, "no requests field for a local file");
-    assert_eq!(comparable(remote), comparable(local), "{url} scans like {file}");
+    assert_eq!(
+        local["stats"].get("requests"),
+        None,
+        "no requests field for a local file"
+    );
+    assert_eq!(
+        comparable(remote),
+        comparable(local),
+        "{url} scans like {file}"
+    );
     stats
 }
 
@@ -292,21 +320,40 @@ fn nginx_range_requests_scan_info_verify_like_local_files() {
     let verify = |target: &str| {
         let out = winre(&["verify", "--json", "--stats", target], &[]);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-        (serde_json::from_slice::<Value>(&out.stdout).expect("JSON"), text(&out.stderr))
+        (
+            serde_json::from_slice::<Value>(&out.stdout).expect("JSON"),
+            text(&out.stderr),
+        )
     };
     let (remote, stderr) = verify(&format!("{base}/winre-5728.wim"));
     assert_eq!(remote, verify(&image("winre-5728.wim")).0);
     assert_eq!(remote["intact"], true);
     assert!(stderr.contains("requests"), "{stderr}");
     // check: exit codes as for a file.
-    let out = winre(&["check", "--min-version", "10.0.19041.1", &format!("{base}/demo.qcow2")], &[]);
-    assert_eq!(out.status.code(), Some(1), "the demo disk lacks free space: {}", text(&out.stdout));
+    let out = winre(
+        &[
+            "check",
+            "--min-version",
+            "10.0.19041.1",
+            &format!("{base}/demo.qcow2"),
+        ],
+        &[],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the demo disk lacks free space: {}",
+        text(&out.stdout)
+    );
     // Not there: a clear 404 naming the URL.
     let missing = format!("{base}/no-such.vhd");
     let out = winre(&["scan", &missing], &[]);
     assert_eq!(out.status.code(), Some(2));
     let said = text(&out.stdout);
-    assert!(said.contains("not found (HTTP 404)") && said.contains(&missing), "{said}");
+    assert!(
+        said.contains("not found (HTTP 404)") && said.contains(&missing),
+        "{said}"
+    );
 }
 
 #[test]
@@ -314,17 +361,45 @@ fn s3_objects_in_moto_scan_like_local_files() {
     let server = moto();
     let endpoint = server.url();
     for name in ["demo.qcow2", "gpt-after.vhdx"] {
-        upload(&["s3", &endpoint, "images", &format!("disks/{name}"), &image(name)], &AWS_ENV);
+        upload(
+            &[
+                "s3",
+                &endpoint,
+                "images",
+                &format!("disks/{name}"),
+                &image(name),
+            ],
+            &AWS_ENV,
+        );
     }
     let extra = ["--s3-endpoint", endpoint.as_str()];
     for name in ["demo.qcow2", "gpt-after.vhdx"] {
-        assert_same_as_local(&format!("s3://images/disks/{name}"), &image(name), &extra, &AWS_ENV);
+        assert_same_as_local(
+            &format!("s3://images/disks/{name}"),
+            &image(name),
+            &extra,
+            &AWS_ENV,
+        );
     }
-    let out = winre(&["scan", "s3://images/disks/absent.vhd", "--s3-endpoint", &endpoint], &AWS_ENV);
+    let out = winre(
+        &[
+            "scan",
+            "s3://images/disks/absent.vhd",
+            "--s3-endpoint",
+            &endpoint,
+        ],
+        &AWS_ENV,
+    );
     assert_eq!(out.status.code(), Some(2));
     let said = text(&out.stdout);
-    assert!(said.contains("s3://images/disks/absent.vhd") && said.contains("not found"), "{said}");
-    assert!(!said.contains("testing-secret-not-printed") && !text(&out.stderr).contains("testing-secret"));
+    assert!(
+        said.contains("s3://images/disks/absent.vhd") && said.contains("not found"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("testing-secret-not-printed")
+            && !text(&out.stderr).contains("testing-secret")
+    );
 }
 
 #[test]
@@ -333,11 +408,23 @@ fn azure_page_blob_in_azurite_scans_like_the_local_vhd() {
     let endpoint = format!("{}/{AZURITE_ACCOUNT}", server.url());
     let env = [("AZURE_STORAGE_ACCOUNT_KEY", AZURITE_KEY)];
     upload(
-        &["azure-page", &endpoint, AZURITE_ACCOUNT, "vhds", "demo.vhd", &image("demo-fixed.vhd")],
+        &[
+            "azure-page",
+            &endpoint,
+            AZURITE_ACCOUNT,
+            "vhds",
+            "demo.vhd",
+            &image("demo-fixed.vhd"),
+        ],
         &env,
     );
     let url = format!("az://{AZURITE_ACCOUNT}/vhds/demo.vhd");
-    let stats = assert_same_as_local(&url, &image("demo-fixed.vhd"), &["--az-endpoint", &endpoint], &env);
+    let stats = assert_same_as_local(
+        &url,
+        &image("demo-fixed.vhd"),
+        &["--az-endpoint", &endpoint],
+        &env,
+    );
     assert!(stats["requests"].as_u64().unwrap_or(0) >= 2);
     // A wrong key: access denied, said clearly, the key never printed.
     let wrong = "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktd3Jvbmcta2V5LXdyb25nLWtleQ==";
@@ -347,7 +434,10 @@ fn azure_page_blob_in_azurite_scans_like_the_local_vhd() {
     );
     assert_eq!(out.status.code(), Some(2));
     let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
-    assert!(said.contains("access denied (HTTP 403)") && said.contains(&url), "{said}");
+    assert!(
+        said.contains("access denied (HTTP 403)") && said.contains(&url),
+        "{said}"
+    );
     assert!(!said.contains(wrong), "{said}");
 }
 
@@ -392,9 +482,20 @@ fn faults_are_retried_or_fail_clearly_within_the_timeout() {
     assert_same_as_local(&format!("{base}/drop-once/demo.qcow2"), &local, &[], &[]);
 
     // Failing for good: a clear error after the tries, never a hang.
-    let said = failing_scan(&format!("{base}/always500/demo.qcow2"), &[], Duration::from_secs(20));
-    assert!(said.contains("failed after 4 tries") && said.contains("500"), "{said}");
-    let said = failing_scan(&format!("{base}/drop/demo.qcow2"), &[], Duration::from_secs(20));
+    let said = failing_scan(
+        &format!("{base}/always500/demo.qcow2"),
+        &[],
+        Duration::from_secs(20),
+    );
+    assert!(
+        said.contains("failed after 4 tries") && said.contains("500"),
+        "{said}"
+    );
+    let said = failing_scan(
+        &format!("{base}/drop/demo.qcow2"),
+        &[],
+        Duration::from_secs(20),
+    );
     assert!(said.contains("failed after 4 tries"), "{said}");
 
     // A server that stalls: cut off by --timeout.
@@ -407,25 +508,65 @@ fn faults_are_retried_or_fail_clearly_within_the_timeout() {
 
     // 403 and 404 with a SAS-like query string: named, never printed.
     let secret = "sig=TopSecretSignature0123456789";
-    let said = failing_scan(&format!("{base}/forbidden/demo.vhd?sv=2024-01-01&{secret}"), &[], Duration::from_secs(20));
+    let said = failing_scan(
+        &format!("{base}/forbidden/demo.vhd?sv=2024-01-01&{secret}"),
+        &[],
+        Duration::from_secs(20),
+    );
     assert!(said.contains("access denied (HTTP 403)"), "{said}");
-    assert!(said.contains(&format!("{base}/forbidden/demo.vhd?REDACTED")), "{said}");
-    assert!(!said.contains("TopSecretSignature"), "the SAS signature leaked: {said}");
-    let said = failing_scan(&format!("{base}/missing/demo.vhd?{secret}"), &[], Duration::from_secs(20));
-    assert!(said.contains("not found (HTTP 404)") && !said.contains("TopSecret"), "{said}");
+    assert!(
+        said.contains(&format!("{base}/forbidden/demo.vhd?REDACTED")),
+        "{said}"
+    );
+    assert!(
+        !said.contains("TopSecretSignature"),
+        "the SAS signature leaked: {said}"
+    );
+    let said = failing_scan(
+        &format!("{base}/missing/demo.vhd?{secret}"),
+        &[],
+        Duration::from_secs(20),
+    );
+    assert!(
+        said.contains("not found (HTTP 404)") && !said.contains("TopSecret"),
+        "{said}"
+    );
 
     // A server that ignores Range: refused, not downloaded (it offers 1 GiB).
-    let said = failing_scan(&format!("{base}/norange/demo.qcow2"), &[], Duration::from_secs(20));
+    let said = failing_scan(
+        &format!("{base}/norange/demo.qcow2"),
+        &[],
+        Duration::from_secs(20),
+    );
     assert!(said.contains("ignored the Range header"), "{said}");
-    let sent = server_stats(&server)["norange"]["bytes_sent"].as_u64().expect("bytes_sent");
-    assert!(sent < 64 << 20, "{sent} bytes of the whole-object answer were sent");
+    let sent = server_stats(&server)["norange"]["bytes_sent"]
+        .as_u64()
+        .expect("bytes_sent");
+    assert!(
+        sent < 64 << 20,
+        "{sent} bytes of the whole-object answer were sent"
+    );
 }
 
 #[test]
 fn multi_file_and_differencing_images_are_refused_over_urls() {
     let (server, _conf) = nginx(images());
-    let said = failing_scan(&format!("{}/demo.vmdk", server.url()), &[], Duration::from_secs(30));
-    assert!(said.contains("VMDK and E01 images are read from local files only"), "{said}");
-    let said = failing_scan(&format!("{}/child.qcow2", server.url()), &[], Duration::from_secs(30));
-    assert!(said.contains("differencing images over a URL are not supported"), "{said}");
+    let said = failing_scan(
+        &format!("{}/demo.vmdk", server.url()),
+        &[],
+        Duration::from_secs(30),
+    );
+    assert!(
+        said.contains("VMDK and E01 images are read from local files only"),
+        "{said}"
+    );
+    let said = failing_scan(
+        &format!("{}/child.qcow2", server.url()),
+        &[],
+        Duration::from_secs(30),
+    );
+    assert!(
+        said.contains("differencing images over a URL are not supported"),
+        "{said}"
+    );
 }

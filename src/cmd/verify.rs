@@ -5,10 +5,10 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
 use super::source::{self, RemoteArgs};
 use super::wim::emit;
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
 use winre_wim::verify::{verify, BlobProblem, Progress, VerifyOptions, VerifyReport};
 
 /// Arguments of `winre verify`.

@@ -221,9 +221,7 @@ fn runs(missing: &[u64], max: u64) -> Vec<(u64, u64)> {
     let mut out: Vec<(u64, u64)> = Vec::new();
     for &index in missing {
         match out.last_mut() {
-            Some((first, count))
-                if first.saturating_add(*count) == index && *count < max =>
-            {
+            Some((first, count)) if first.saturating_add(*count) == index && *count < max => {
                 *count = count.saturating_add(1);
             }
             _ => out.push((index, 1)),
@@ -379,7 +377,9 @@ mod tests {
         // Deterministic pseudo-random reads, some crossing blocks, some at the short tail.
         let mut x: u64 = 12345;
         for _ in 0..500 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let at = (x >> 33) % len as u64;
             let n = ((x >> 13) % 20_000).min(len as u64 - at) as usize;
             let mut buf = vec![0u8; n];
@@ -395,7 +395,10 @@ mod tests {
         let reader = CachedReader::new(object(64 * 4096), 64 * 4096, config(4096, 64, 64));
         let mut buf = vec![0u8; 3 * 4096];
         reader.read_exact_at(10 * 4096 + 5, &mut buf).unwrap();
-        assert_eq!(*reader.fetcher().log.lock().unwrap(), vec![(10 * 4096, 4 * 4096)]);
+        assert_eq!(
+            *reader.fetcher().log.lock().unwrap(),
+            vec![(10 * 4096, 4 * 4096)]
+        );
         reader.read_exact_at(10 * 4096 + 5, &mut buf).unwrap();
         assert_eq!(reader.fetcher().log.lock().unwrap().len(), 1);
     }
@@ -414,7 +417,11 @@ mod tests {
         }
         let log = reader.fetcher().log.lock().unwrap().clone();
         // Requests grow 1, 2, 4, 8, 16 blocks (plus the read's own block) and stay capped.
-        assert!(log.len() < 30, "{} requests for a forward walk: {log:?}", log.len());
+        assert!(
+            log.len() < 30,
+            "{} requests for a forward walk: {log:?}",
+            log.len()
+        );
         assert!(log.iter().all(|&(_, n)| n <= 16 * 4096));
         let total: usize = log.iter().map(|&(_, n)| n).sum();
         assert_eq!(total, blocks as usize * 4096, "each block fetched once");
@@ -431,7 +438,10 @@ mod tests {
         }
         let log = small.fetcher().log.lock().unwrap().clone();
         assert!(log.iter().all(|&(_, n)| n <= 4 * 4096), "{log:?}");
-        assert_eq!(log.iter().map(|&(_, n)| n).sum::<usize>(), blocks as usize * 4096);
+        assert_eq!(
+            log.iter().map(|&(_, n)| n).sum::<usize>(),
+            blocks as usize * 4096
+        );
         assert!(small.lock().blocks.len() <= 8);
     }
 
@@ -447,6 +457,9 @@ mod tests {
         assert!(reader.fetcher().log.lock().unwrap().is_empty());
         let mut tail = vec![0u8; 50];
         reader.read_exact_at(len as u64 - 50, &mut tail).unwrap();
-        assert_eq!(*reader.fetcher().log.lock().unwrap(), vec![(10 * 4096, 100)]);
+        assert_eq!(
+            *reader.fetcher().log.lock().unwrap(),
+            vec![(10 * 4096, 100)]
+        );
     }
 }

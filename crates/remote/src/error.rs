@@ -24,7 +24,7 @@ pub enum Error {
         detail: String,
     },
     /// The first request (which learns the object's size) failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] io::Error),
 }
 

@@ -88,7 +88,9 @@ fn classify(error: &object_store::Error, text: &str) -> Failure {
         object_store::Error::NotFound { .. } => Failure::NotFound,
         object_store::Error::PermissionDenied { .. } => Failure::Denied(403),
         object_store::Error::Unauthenticated { .. } => Failure::Denied(401),
-        _ if text.contains("non-partial response") || text.contains("Range request not supported") => {
+        _ if text.contains("non-partial response")
+            || text.contains("Range request not supported") =>
+        {
             Failure::RangeIgnored
         }
         _ => match quoted_status(text) {
@@ -113,7 +115,12 @@ pub(crate) struct ObjectFetch {
 }
 
 impl ObjectFetch {
-    pub(crate) fn new(target: Target, shown: String, secrets: Vec<String>, timeout: Duration) -> Self {
+    pub(crate) fn new(
+        target: Target,
+        shown: String,
+        secrets: Vec<String>,
+        timeout: Duration,
+    ) -> Self {
         Self {
             target,
             shown,
@@ -148,7 +155,11 @@ impl ObjectFetch {
         self.run(&what, || async move {
             let mut options = GetOptions::default();
             options.range = Some(GetRange::Bounded(0..first_bytes));
-            let result = self.target.store.get_opts(&self.target.path, options).await?;
+            let result = self
+                .target
+                .store
+                .get_opts(&self.target.path, options)
+                .await?;
             let size = result.meta.size;
             let bytes = result.bytes().await?;
             Ok((size, bytes.to_vec()))

@@ -208,7 +208,8 @@ mod tests {
 
     #[test]
     fn redaction_hides_query_and_userinfo() {
-        let url = "https://user:hunter22@acct.blob.core.windows.net/c/d.vhd?sv=2022&sig=SECRETSIG%2Bx";
+        let url =
+            "https://user:hunter22@acct.blob.core.windows.net/c/d.vhd?sv=2022&sig=SECRETSIG%2Bx";
         let shown = redact_url(url);
         assert_eq!(shown, "https://acct.blob.core.windows.net/c/d.vhd?REDACTED");
         let secrets = secrets_of(url);

@@ -167,10 +167,7 @@ mod aws_files {
     }
 
     fn value(pairs: &[(String, String)], key: &str) -> Option<String> {
-        pairs
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
+        pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
     }
 
     pub(super) fn credentials() -> Option<Credentials> {
