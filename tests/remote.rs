@@ -278,7 +278,7 @@ fn assert_same_as_local(url: &str, file: &str, extra: &[&str], env: &[(&str, &st
         .as_u64()
         .expect("stats.bytes_fetched");
     assert!(
-        requests >= 1 && requests <= 40,
+        (1..=40).contains(&requests),
         "{requests} requests for {url}"
     );
     assert!(fetched <= 8 << 20, "{fetched} bytes fetched for {url}");
