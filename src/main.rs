@@ -37,6 +37,9 @@ enum Command {
     Check(cmd::check::CheckArgs),
     /// Copy Winre.wim out of a disk image and print its SHA-256.
     Extract(cmd::extract::ExtractArgs),
+    /// Summarize or chart the JSON Lines of many scans (merge, html).
+    #[command(subcommand)]
+    Report(cmd::report::ReportCommand),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Command::Scan(a) => cmd::scan::run(a),
         Command::Check(a) => cmd::check::run(a),
         Command::Extract(a) => cmd::extract::run(a),
+        Command::Report(c) => cmd::report::run(c),
     };
     match result {
         Ok(code) => code,

@@ -3,6 +3,8 @@
 pub mod check;
 pub mod disk;
 pub mod extract;
+pub mod report;
 pub mod scan;
+pub mod scan_list;
 pub mod verify;
 pub mod wim;
