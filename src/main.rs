@@ -40,6 +40,9 @@ enum Command {
     /// Summarize or chart the JSON Lines of many scans (merge, html).
     #[command(subcommand)]
     Report(cmd::report::ReportCommand),
+    /// Plan growing the WinRE volume to the free space updates need (exit 0 nothing needed,
+    /// 1 a change winre can make offline, 3 manual work, 2 unreadable).
+    Plan(cmd::plan::PlanArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Command::Check(a) => cmd::check::run(a),
         Command::Extract(a) => cmd::extract::run(a),
         Command::Report(c) => cmd::report::run(c),
+        Command::Plan(a) => cmd::plan::run(a),
     };
     match result {
         Ok(code) => code,

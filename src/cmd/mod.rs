@@ -3,8 +3,10 @@
 pub mod check;
 pub mod disk;
 pub mod extract;
+pub mod plan;
 pub mod report;
 pub mod scan;
 pub mod scan_list;
 pub mod verify;
 pub mod wim;
+pub mod wim_extract;
