@@ -9,6 +9,7 @@ pub mod fat;
 pub mod file_versions;
 pub mod locate;
 pub mod ntfs;
+pub mod plan;
 pub mod reagent;
 pub mod report;
 pub mod scan;
