@@ -7,7 +7,8 @@
 
 use serde::Serialize;
 use winre_pe::{read_version_info, FourPartVersion};
-use winre_wim::WindowsVersion;
+use winre_readat::ReadAt;
+use winre_wim::{Image, Wim, WindowsVersion};
 
 /// Largest PE file read into memory (winload.efi is about 2.5 MiB).
 pub const MAX_PE_BYTES: u64 = 64 << 20;
@@ -26,8 +27,14 @@ pub enum ComparedField {
 /// there is no winload.efi.
 pub const VERSION_FILES: [(&str, ComparedField); 3] = [
     (r"Windows\System32\winpeshl.exe", ComparedField::FileVersion),
-    (r"Windows\System32\winload.efi", ComparedField::ProductVersion),
-    (r"Windows\System32\winload.exe", ComparedField::ProductVersion),
+    (
+        r"Windows\System32\winload.efi",
+        ComparedField::ProductVersion,
+    ),
+    (
+        r"Windows\System32\winload.exe",
+        ComparedField::ProductVersion,
+    ),
 ];
 
 /// One file's version resource, as found in the image.
@@ -103,6 +110,25 @@ pub fn file_versions(
         found.push(report);
     }
     found
+}
+
+/// The version files of image 1 of `wim`, judged against image 1's XML version. Err when image
+/// 1's metadata cannot be read (a damaged WIM, or one this version cannot read).
+pub fn wim_file_versions<R: ReadAt>(wim: &Wim<R>) -> Result<Vec<FileVersion>, String> {
+    let image = Image::open(wim, 1).map_err(|e| format!("image 1: {e}"))?;
+    let xml = wim.images().first().and_then(|x| x.version);
+    Ok(file_versions(xml, |path| {
+        let Some(dentry) = image.lookup(path) else {
+            return Ok(None);
+        };
+        let Some(stream) = dentry.unnamed_stream() else {
+            return Err("no data stream".to_string());
+        };
+        image
+            .read_stream(wim, stream, MAX_PE_BYTES)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }))
 }
 
 #[cfg(test)]
