@@ -590,6 +590,14 @@ fn verify_maps_failed_blobs_to_paths() {
         text.contains("used by image 1: /links/sub/c.txt\n"),
         "{text}"
     );
+    // Extraction skips the damaged file (leaving nothing of it) and goes on with the rest.
+    let out_dir = tmp.path().join("out");
+    let r = winre(&["wim", "extract", s(&wim), "1", "links", "-o", s(&out_dir)]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "{err}");
+    assert!(err.contains("/links/a.txt: its data has SHA-1"), "{err}");
+    assert!(!out_dir.join("links/a.txt").exists());
+    assert!(out_dir.join("links/sub").is_dir());
 
     // A named stream whose bytes two files share (an uncompressed copy made by wimlib).
     let none = tmp.path().join("ntfs-none.wim");
