@@ -72,5 +72,5 @@ hyperfine --runs "$runs" --warmup 1 --export-json "$work/h.json" \
 echo
 echo "winre scan --from-list, $count images ($kind of ${#sources[@]} fixtures), $cores cores, load $(cut -d' ' -f1-3 /proc/loadavg):"
 jq -r --argjson n "$count" '.results[] |
-  "  \(.command | .[0:24] | . + " " * (24 - length)) \(.mean * 1000 | round) ms ± \(.stddev * 1000 | round)  -> \($n / .mean | round) images/s"' \
+  "  \(.command | .[0:24] | . + " " * (24 - length)) \(.mean * 1000 | round) ms ± \(.stddev * 1000 | round)  -> \($n / .mean | round) images/s; CPU \((.user + .system) * 1000000 / $n | round) us/image (user+sys)"' \
   "$work/h.json"
