@@ -305,7 +305,8 @@ impl<F: Fetch> ReadAt for CachedReader<F> {
         for (index, data) in pieces {
             let block_start = index.saturating_mul(self.block_bytes);
             let from = offset.max(block_start);
-            let to = end.min(block_start.saturating_add(data.len() as u64));
+            // `len` here is ReadAt's (Arc<[u8]> is one): already a u64.
+            let to = end.min(block_start.saturating_add(data.len()));
             let src = usize::try_from(from.saturating_sub(block_start))
                 .ok()
                 .and_then(|a| Some(a..usize::try_from(to.saturating_sub(block_start)).ok()?))

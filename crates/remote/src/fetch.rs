@@ -153,8 +153,10 @@ impl ObjectFetch {
     pub(crate) fn open(&self, first_bytes: u64) -> io::Result<(u64, Vec<u8>)> {
         let what = format!("the first {first_bytes} bytes");
         self.run(&what, || async move {
-            let mut options = GetOptions::default();
-            options.range = Some(GetRange::Bounded(0..first_bytes));
+            let options = GetOptions {
+                range: Some(GetRange::Bounded(0..first_bytes)),
+                ..GetOptions::default()
+            };
             let result = self
                 .target
                 .store
