@@ -75,11 +75,11 @@ pub fn open_remote(input: &Path, remote: &RemoteArgs) -> anyhow::Result<Arc<Remo
     Ok(Arc::new(RemoteReader::open(text, &remote.options())?))
 }
 
+/// A byte source, and its remote reader (for the counters) when it is a URL.
+pub type OpenedBytes = (Arc<dyn ReadAt>, Option<Arc<RemoteReader>>);
+
 /// Opens a local file or a URL as a byte source (a WIM for `verify`).
-pub fn open_bytes(
-    input: &Path,
-    remote: &RemoteArgs,
-) -> anyhow::Result<(Arc<dyn ReadAt>, Option<Arc<RemoteReader>>)> {
+pub fn open_bytes(input: &Path, remote: &RemoteArgs) -> anyhow::Result<OpenedBytes> {
     if is_remote(input) {
         let reader = open_remote(input, remote)?;
         Ok((Arc::clone(&reader) as Arc<dyn ReadAt>, Some(reader)))
