@@ -11,7 +11,7 @@
     clippy::expect_used,
     clippy::indexing_slicing
 )]
-#![allow(clippy::arithmetic_side_effects)]
+#![allow(clippy::arithmetic_side_effects, clippy::panic)]
 
 use std::path::Path;
 use winre_wim::codec::Compression;
