@@ -1,0 +1,16 @@
+//! A whole WIM file: header, XML, blob table, integrity table, then `verify` (every blob's
+//! chunks decoded and hashed, the integrity table checked).
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use winre_wim::verify::{verify, VerifyOptions};
+use winre_wim::Wim;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(wim) = Wim::open(data) {
+        let _ = winre_wim::WimInfo::new(&wim);
+        if let Ok(Some(table)) = wim.integrity_table() {
+            let _ = table.check(wim.reader(), &|_| {});
+        }
+    }
+    let _ = verify(data, VerifyOptions::default(), &|_| {});
+});
