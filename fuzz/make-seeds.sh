@@ -165,4 +165,8 @@ seed bcd "$tmp/bcd.hive" bcd.hive
 seed hive "$tmp/bcd.hive" bcd.hive
 /usr/bin/python3 "$here/../fixtures/winre-hives.py" bcd "$tmp/bcd-mbr.hive" bios '{5d2b4a2c-0000-11ef-9a3b-0800275a1c01}' '\Recovery\WindowsRE\Winre.wim' 1048576 0x12345678
 seed bcd "$tmp/bcd-mbr.hive" bcd-mbr.hive
+# --- PE images with version resources, as the PE tests make them (binutils windres / ld).
+pe="$(bash "$here/../fixtures/make-pe.sh")"
+for f in winpeshl.exe winload.efi x86.exe noversion.exe; do seed pe_version "$pe/$f" "$f"; done
+seed wim_open "$pe/pe.wim" pe.wim
 du -sh "$out"/*

@@ -77,6 +77,33 @@ fn snapshot(path: &Path) -> Snapshot {
     }
 }
 
+/// Snapshots of `files`, hashed on all cores (gigabytes of sparse images).
+fn snapshots(files: &[PathBuf]) -> Vec<Snapshot> {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut done: Vec<(usize, Snapshot)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(f) = files.get(i) else { break };
+                        mine.push((i, snapshot(f)));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("hashing thread"))
+            .collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, s)| s).collect()
+}
+
 /// Makes files read-only and puts their modes back when dropped, also when the test fails.
 struct ReadOnly(Vec<(PathBuf, u32)>);
 
@@ -136,7 +163,9 @@ fn every_command_leaves_every_fixture_unchanged() {
         .into_iter()
         .partition(|p| p.extension().is_some_and(|e| e == "wim"));
     // Every container file; qemu-img's raw conversions (the tests' oracles) are not inputs.
-    let containers = files_in(&containers_dir, |n| !n.ends_with(".raw") && !n.ends_with(".tsv"));
+    let containers = files_in(&containers_dir, |n| {
+        !n.ends_with(".raw") && !n.ends_with(".tsv")
+    });
     let vmdk_ewf = files_in(&vmdk_ewf_dir, |n| {
         !n.ends_with(".raw") && n != "raw.img" && n != "big.img"
     });
@@ -158,7 +187,7 @@ fn every_command_leaves_every_fixture_unchanged() {
         vmdk_ewf.len()
     );
 
-    let before: Vec<Snapshot> = all.iter().map(|f| snapshot(f)).collect();
+    let before = snapshots(&all);
     let guard = ReadOnly::new(&all);
     // chmod itself moved the ctimes: these are the ones nothing may move from here on.
     let ctimes: Vec<(i64, i64)> = all.iter().map(|f| ctime(f)).collect();
@@ -191,7 +220,9 @@ fn every_command_leaves_every_fixture_unchanged() {
         .filter(|p| {
             let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
             // Extents and later segments are opened through their descriptor / first segment.
-            !(n.contains("-f00") || n.contains("-s00") || (n.contains(".E0") && !n.ends_with(".E01")))
+            !(n.contains("-f00")
+                || n.contains("-s00")
+                || (n.contains(".E0") && !n.ends_with(".E01")))
         })
         .collect();
     for image in &readable {
@@ -206,11 +237,15 @@ fn every_command_leaves_every_fixture_unchanged() {
     for ((f, _), was) in guard.0.iter().zip(&ctimes) {
         let mode = std::fs::metadata(f).expect("metadata").permissions().mode() & 0o777;
         assert_eq!(mode, 0o444, "{}: mode changed under winre", f.display());
-        assert_eq!(ctime(f), *was, "{}: ctime changed (written or touched)", f.display());
+        assert_eq!(
+            ctime(f),
+            *was,
+            "{}: ctime changed (written or touched)",
+            f.display()
+        );
     }
     drop(guard);
-    for (f, was) in all.iter().zip(&before) {
-        let now = snapshot(f);
+    for ((f, was), now) in all.iter().zip(&before).zip(snapshots(&all)) {
         assert_eq!(now.sha256, was.sha256, "{}: content changed", f.display());
         assert_eq!(now.size, was.size, "{}: size changed", f.display());
         assert_eq!(now.mtime, was.mtime, "{}: mtime changed", f.display());
