@@ -41,6 +41,8 @@ quiet wimlib-imagex capture "$src" "$tmp/xpress-4k.wim" winre --compress=xpress 
 seed wim_open "$tmp/xpress-4k.wim" xpress-4k.wim
 quiet wimlib-imagex capture "$src" "$tmp/lzx-64k.wim" winre --compress=lzx --chunk-size=65536
 seed wim_open "$tmp/lzx-64k.wim" lzx-64k.wim
+quiet wimlib-imagex capture "$src" "$tmp/lzms.wim" winre --compress=lzms --chunk-size=32768
+seed wim_open "$tmp/lzms.wim" lzms.wim
 
 # XML, resources and single chunks cut out of those WIMs (WIM header and blob table layout:
 # wimlib include/wimlib/header.h, blob_table.c).
@@ -53,11 +55,11 @@ def put(target, name, data):
         f.write(data)
 def reshdr(b):
     return int.from_bytes(b[0:7], "little"), b[7], *struct.unpack("<QQ", b[8:24])
-for name in ["none", "xpress", "lzx", "two", "xpress-4k", "lzx-64k"]:
+for name in ["none", "xpress", "lzx", "two", "xpress-4k", "lzx-64k", "lzms"]:
     wim = open(os.path.join(tmp, name + ".wim"), "rb").read()
     flags, chunk = struct.unpack("<II", wim[0x10:0x18])
     images = struct.unpack("<I", wim[0x2C:0x30])[0]
-    comp = 1 if flags & 0x20000 else 2 if flags & 0x40000 else 0
+    comp = 1 if flags & 0x20000 else 2 if flags & 0x40000 else 3 if flags & 0x80000 else 0
     size, _, off, orig = reshdr(wim[0x48:0x60])
     put("wim_xml", name + ".xml", bytes([images]) + wim[off:off + size])
     bsize, _, boff, _ = reshdr(wim[0x30:0x48])
@@ -67,6 +69,8 @@ for name in ["none", "xpress", "lzx", "two", "xpress-4k", "lzx-64k"]:
         size, rflags, off, orig = reshdr(e)
         if i < 4 * 50:
             put("wim_resource", "%s-%d" % (name, i // 50), e + bytes([comp, max(chunk.bit_length() - 1, 15)]) + wim)
+        if rflags & 0x02 and not rflags & 0x04:
+            put("wim_metadata", "%s-%d" % (name, i // 50), wim[off:off + size])
         if not rflags & 0x04 or comp == 0:
             continue
         nchunks = (orig + chunk - 1) // chunk
@@ -78,7 +82,7 @@ for name in ["none", "xpress", "lzx", "two", "xpress-4k", "lzx-64k"]:
             continue  # stored raw, not compressed
         lo = 12 if comp == 1 else 15
         v = out_len - 1
-        put("codec_xpress" if comp == 1 else "codec_lzx", "%s-%d" % (name, i // 50),
+        put({1: "codec_xpress", 2: "codec_lzx", 3: "codec_lzms"}[comp], "%s-%d" % (name, i // 50),
             bytes([chunk.bit_length() - 1 - lo, v & 255, (v >> 8) & 255, v >> 16]) + first)
 PY
 

@@ -1,7 +1,7 @@
 //! Read-only proof: every fixture input (disk images in every container format, their extent
 //! and segment files, and every WIM) is made read-only (mode 0444), then `winre scan` (with
-//! `--hash`, which reads all of Winre.wim), `check`, `extract`, `disk info`, `verify` and
-//! `wim info` run on it; afterwards each file's SHA-256, size, mtime and ctime must be what
+//! `--hash`, which reads all of Winre.wim), `check`, `extract`, `disk info`, `verify`,
+//! `wim info`, `wim ls`, `wim cat` and `wim extract` run on it; afterwards each file's SHA-256, size, mtime and ctime must be what
 //! they were. ctime changes on any write or metadata change, so it also catches a write that
 //! restores the old mtime. Tests may run as root, for whom mode 0444 does not stop a write:
 //! the hashes and times are the proof, the mode is a second fence for ordinary users.
@@ -153,6 +153,7 @@ fn every_command_leaves_every_fixture_unchanged() {
     let codec_dir = build("make-codec-wims.sh", "codec-v1");
     let containers_dir = build("make-containers.sh", "containers");
     let vmdk_ewf_dir = build("make-vmdk-ewf.sh", "vmdk-ewf");
+    let pe_dir = build("make-pe.sh", "pe");
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/winre-demo.qcow2");
 
     // Whole disks holding WinRE (not the per-partition copies kept for ntfscat).
@@ -171,6 +172,7 @@ fn every_command_leaves_every_fixture_unchanged() {
     });
     let mut wims = files_in(&wims_dir, |n| n.ends_with(".wim") || n.ends_with(".swm"));
     wims.extend(files_in(&codec_dir, |n| n.ends_with(".wim")));
+    wims.extend(files_in(&pe_dir, |n| n.ends_with(".wim")));
     wims.extend(wim_files);
 
     let mut all: Vec<PathBuf> = Vec::new();
@@ -229,9 +231,14 @@ fn every_command_leaves_every_fixture_unchanged() {
         winre(&["disk", "info", s(image)]);
         winre(&["scan", "--json", s(image)]);
     }
-    for wim in &wims {
+    for (i, wim) in wims.iter().enumerate() {
         winre(&["verify", s(wim)]);
         winre(&["wim", "info", s(wim)]);
+        winre(&["wim", "ls", "--json", s(wim), "1"]);
+        winre(&["wim", "cat", s(wim), "1", r"Windows\System32\winpeshl.exe"]);
+        let dir = out.path().join(format!("wim-{i}"));
+        winre(&["wim", "extract", s(wim), "1", "/", "-o", s(&dir)]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     for ((f, _), was) in guard.0.iter().zip(&ctimes) {

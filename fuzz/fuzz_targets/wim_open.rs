@@ -1,4 +1,4 @@
-//! A whole WIM file: header, XML, blob table, integrity table, then `verify` (every blob's
+//! A whole WIM file: header, XML, blob table, integrity table, images' metadata, then `verify` (every blob's
 //! chunks decoded and hashed, the integrity table checked).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
@@ -10,6 +10,11 @@ fuzz_target!(|data: &[u8]| {
         let _ = winre_wim::WimInfo::new(&wim);
         if let Ok(Some(table)) = wim.integrity_table() {
             let _ = table.check(wim.reader(), &|_| {});
+        }
+        for index in 1..=2 {
+            if let Ok(image) = winre_wim::Image::open(&wim, index) {
+                let _ = image.lookup(r"Windows\System32\Recovery\ReAgent.xml");
+            }
         }
     }
     let _ = verify(data, VerifyOptions::default(), &|_| {});

@@ -9,9 +9,10 @@
     dead_code,
     clippy::unwrap_used,
     clippy::expect_used,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    clippy::panic
 )]
-#![allow(clippy::arithmetic_side_effects, clippy::panic)]
+#![allow(clippy::arithmetic_side_effects)]
 
 use std::path::Path;
 use winre_wim::codec::Compression;

@@ -257,7 +257,8 @@ fn sort_by_count(freqs: &[u32], s: &mut Scratch) {
 #[allow(
     clippy::unwrap_used,
     clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
+    clippy::arithmetic_side_effects,
+    clippy::panic
 )]
 mod tests {
     use super::*;

@@ -154,7 +154,8 @@ fn next_candidate(data: &[u8], mut i: usize, end: usize) -> usize {
 #[allow(
     clippy::unwrap_used,
     clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
+    clippy::arithmetic_side_effects,
+    clippy::panic
 )]
 mod tests {
     use super::*;
