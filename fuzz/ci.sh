@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# CI: builds every fuzz target, then runs each for SECONDS (default 25) on a scratch copy of its
+# CI: builds every fuzz target, then runs each for SECONDS (default 20) on a scratch copy of its
 # committed corpus (fuzz/corpus/<target>), so the committed corpus never changes. Fails on the
 # first crash, hang (-timeout), or out-of-memory (-rss_limit_mb / -malloc_limit_mb); the input
 # that did it is left in fuzz/artifacts/<target>/. Prints the time the runs took.
 # Usage: fuzz/ci.sh [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")"
-secs="${1:-25}"
+secs="${1:-20}"
 toolchain=+nightly
 cargo $toolchain fuzz build -O
 start=$(date +%s)
