@@ -131,7 +131,7 @@ pub struct VerifyOptions {
 
 /// Verifies the WIM in `reader` on the current rayon pool (use `ThreadPool::install` to choose
 /// the number of threads). Returns Err only when the file cannot be checked at all: no readable
-/// header, or a feature not supported (split, pipable, solid, LZMS, or a codec not built in).
+/// header, or a feature not supported (split, pipable, solid, or a codec not built in).
 /// Corruption anywhere else, including an unreadable blob table or XML, is reported in the
 /// [`VerifyReport`]. `progress` is called from worker threads.
 pub fn verify<R: ReadAt>(
