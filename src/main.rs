@@ -37,6 +37,10 @@ enum Command {
     Check(cmd::check::CheckArgs),
     /// Copy Winre.wim out of a disk image and print its SHA-256.
     Extract(cmd::extract::ExtractArgs),
+    /// Grow the WinRE volume to the required free space (with --apply; journaled, undoable).
+    Resize(cmd::resize::ResizeArgs),
+    /// Restore an image from the journal of `winre resize`.
+    Undo(cmd::undo::UndoArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +52,8 @@ fn main() -> ExitCode {
         Command::Scan(a) => cmd::scan::run(a),
         Command::Check(a) => cmd::check::run(a),
         Command::Extract(a) => cmd::extract::run(a),
+        Command::Resize(a) => cmd::resize::run(a),
+        Command::Undo(a) => cmd::undo::run(a),
     };
     match result {
         Ok(code) => code,

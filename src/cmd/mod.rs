@@ -3,6 +3,8 @@
 pub mod check;
 pub mod disk;
 pub mod extract;
+pub mod resize;
 pub mod scan;
+pub mod undo;
 pub mod verify;
 pub mod wim;
