@@ -65,8 +65,13 @@ pub fn undo(image_path: &Path, journal_path: &Path, allow_device: bool) -> Resul
                 || now.mtime_sec != j.identity.mtime_sec
                 || now.mtime_nsec != j.identity.mtime_nsec
             {
+                let tail = j
+                    .torn_at
+                    .as_ref()
+                    .map(|(at, why)| format!(" (it ends in a damaged record at byte {at}: {why})"))
+                    .unwrap_or_default();
                 return Err(Error::Refused(format!(
-                    "journal {} was never sealed (the patch stopped before writing), but the image has changed since it was begun; it cannot be restored from this journal",
+                    "journal {} has no seal record{tail}, but the image has changed since the journal was begun: the journal was cut short after the resize wrote, and the image cannot be fully restored from it",
                     journal_path.display()
                 )));
             }
