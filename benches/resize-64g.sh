@@ -34,11 +34,11 @@ if [ ! -f "$cache/resize-64g.img" ]; then
   wimlib-imagex capture "$work/wimtree" "$work/rec/Recovery/WindowsRE/Winre.wim" WinRE --compress=none >/dev/null
   cp "$work/os/Windows/System32/Recovery/ReAgent.xml" "$work/rec/Recovery/WindowsRE/"
   truncate -s $((os_mib * MIB)) "$work/os.img"
-  mkntfs -F -Q -q -s 512 -c 4096 -L Windows -p $((os_start * 2048)) "$work/os.img"
+  mkntfs -F -Q -q -s 512 -c 4096 -H 255 -S 63 -L Windows -p $((os_start * 2048)) "$work/os.img"
   wimlib-imagex capture "$work/os" "$work/os.wim" os --compress=none >/dev/null
   wimlib-imagex apply "$work/os.wim" 1 "$work/os.img" >/dev/null
   truncate -s $((rec_mib * MIB)) "$work/rec.img"
-  mkntfs -F -Q -q -s 512 -c 4096 -L Recovery -p $((rec_start * 2048)) "$work/rec.img"
+  mkntfs -F -Q -q -s 512 -c 4096 -H 255 -S 63 -L Recovery -p $((rec_start * 2048)) "$work/rec.img"
   wimlib-imagex capture "$work/rec" "$work/rec.wim" rec --compress=none >/dev/null
   wimlib-imagex apply "$work/rec.wim" 1 "$work/rec.img" >/dev/null
   truncate -s 64G "$work/disk.img"

@@ -537,3 +537,35 @@ fn a_torn_journal_is_detected() {
     );
     assert_eq!(sha256_file(&img), resized);
 }
+
+#[test]
+fn a_resident_reagent_xml_is_rewritten_in_its_mft_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = copy("resize/gpt-resident.img", dir.path());
+    let original = sha256_file(&img);
+    let (out, v) = resize(&img, &["--min-free", "350MiB"]);
+    assert!(out.status.success(), "resize: {}", text(&out.stderr));
+    assert_eq!(v["plan"]["case"], "shrink_os");
+    let parts = sfdisk_parts(&img);
+    let rec = parts.iter().find(|p| p.0 == 4).unwrap();
+    let os_vol = extract(&img, 3, dir.path());
+    ntfs_clean(&os_vol);
+    let info = text(
+        &tool(
+            "ntfsinfo",
+            &["-F", "/Windows/System32/Recovery/ReAgent.xml", s(&os_vol)],
+        )
+        .stdout,
+    );
+    assert!(
+        info.contains("Resident"),
+        "the fixture's ReAgent.xml should be resident: {info}"
+    );
+    let reagent = text(&ntfscat(&os_vol, "/Windows/System32/Recovery/ReAgent.xml"));
+    let want = format!("offset=\"{}\"", rec.1 * 512);
+    assert!(
+        reagent.contains(&want),
+        "ReAgent.xml lacks {want}: {reagent}"
+    );
+    undo_restores(&img, &original);
+}

@@ -31,7 +31,8 @@ const MAX_BITMAP_BYTES: u64 = 64 * 1024 * 1024;
 const USA_STRIDE: usize = 512;
 const RECORD_BITMAP: u64 = 6;
 const RECORD_BADCLUS: u64 = 8;
-const ATTR_DATA: u32 = 0x80;
+/// The `$DATA` attribute type.
+pub const ATTR_DATA: u32 = 0x80;
 const ATTR_END: u32 = 0xFFFF_FFFF;
 
 /// Boot sector values a resize needs.
@@ -282,7 +283,25 @@ pub fn read_record(volume: &dyn ReadAt, g: &Geometry, number: u64) -> Result<Mft
         mul(number, g.record_bytes, "MFT")?,
         "MFT",
     )?;
-    let mut bytes = vec![0u8; usize_of(g.record_bytes, "MFT record")?];
+    read_record_at(volume, offset, g.record_bytes, number)
+}
+
+/// Reads the MFT record of `record_bytes` at byte `offset` of the volume (record `number`, for
+/// messages) and undoes its update-sequence fixups.
+pub fn read_record_at(
+    volume: &dyn ReadAt,
+    offset: u64,
+    record_bytes: u64,
+    number: u64,
+) -> Result<MftRecord> {
+    if !(512..=65536).contains(&record_bytes) || !record_bytes.is_power_of_two() {
+        return Err(Error::corrupt(
+            "MFT record",
+            offset,
+            format!("{record_bytes}-byte records"),
+        ));
+    }
+    let mut bytes = vec![0u8; usize_of(record_bytes, "MFT record")?];
     volume.read_exact_at(offset, &mut bytes)?;
     let what = format!("MFT record {number}");
     if bytes.get(..4) != Some(b"FILE".as_slice()) {
@@ -399,6 +418,39 @@ impl MftRecord {
             self.offset,
             format!("no attribute {kind:#x} named {name:?}"),
         ))
+    }
+
+    /// The value of the resident attribute of `kind` named `name`: (offset in the record, length).
+    pub fn resident_value(&self, kind: u32, name: &str) -> Result<(usize, usize)> {
+        let at = self.find(kind, name)?;
+        let what = format!("MFT record {} attribute at {at}", self.number);
+        if get::<1>(&self.bytes, at.saturating_add(8), &what)?[0] != 0 {
+            return Err(Error::corrupt(&what, self.offset, "not resident"));
+        }
+        let attr_len = usize_of(
+            u64::from(u32_at(&self.bytes, at.saturating_add(4), &what)?),
+            &what,
+        )?;
+        let len = usize_of(
+            u64::from(u32_at(&self.bytes, at.saturating_add(0x10), &what)?),
+            &what,
+        )?;
+        let value_at = usize::from(u16_at(&self.bytes, at.saturating_add(0x14), &what)?);
+        if value_at.saturating_add(len) > attr_len {
+            return Err(Error::corrupt(
+                &what,
+                self.offset,
+                format!(
+                    "value of {len} bytes at {value_at} outside the attribute ({attr_len} bytes)"
+                ),
+            ));
+        }
+        Ok((at.saturating_add(value_at), len))
+    }
+
+    /// Replaces `len` bytes at `at` of the record (fixed-up form).
+    pub fn patch(&mut self, at: usize, bytes: &[u8]) -> Result<()> {
+        put(&mut self.bytes, at, bytes, "MFT record")
     }
 
     /// The runs and sizes of the non-resident attribute at `at`.

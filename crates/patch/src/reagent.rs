@@ -9,7 +9,7 @@ use winre_core::reagent::{parse_reagent, MAX_REAGENT_BYTES};
 
 use crate::bytes::{add, div, mul};
 use crate::error::{Error, Result};
-use crate::Write;
+use crate::{ntfs, Write};
 
 /// Where ReAgent.xml lives on the OS volume.
 pub const REAGENT_PATH: &str = winre_core::locate::REAGENT_PATH;
@@ -28,11 +28,6 @@ pub fn offset_writes(volume: &NtfsVolume, new_offset: u64) -> Result<Option<(u64
     let Some(file) = volume.open_file(REAGENT_PATH)? else {
         return Ok(None);
     };
-    if file.is_resident() {
-        return Err(Error::Unsupported(format!(
-            "{REAGENT_PATH} is stored inside its MFT record (resident); rewriting it there is not implemented"
-        )));
-    }
     let Some(bytes) = volume.read_small_file(REAGENT_PATH, MAX_REAGENT_BYTES as u64)? else {
         return Ok(None);
     };
@@ -56,6 +51,31 @@ pub fn offset_writes(volume: &NtfsVolume, new_offset: u64) -> Result<Option<(u64
         return Err(Error::Verify(
             "rewriting the offset changed other ReAgent.xml fields".into(),
         ));
+    }
+    if file.is_resident() {
+        // The bytes live in the file's MFT record: rewrite the record, fixups and all.
+        let mut record = ntfs::read_record_at(
+            volume.partition().as_ref(),
+            file.record_offset(),
+            u64::from(volume.record_size()),
+            file.record_number(),
+        )?;
+        let (at, len) = record.resident_value(ntfs::ATTR_DATA, "")?;
+        if len != bytes.len()
+            || record.bytes.get(at..at.saturating_add(len)) != Some(bytes.as_slice())
+        {
+            return Err(Error::corrupt(
+                REAGENT_PATH,
+                file.record_offset(),
+                "resident value differs from the file as read",
+            ));
+        }
+        record.patch(at, &new_bytes)?;
+        let write = Write {
+            offset: record.offset,
+            bytes: record.encode()?,
+        };
+        return Ok(Some((old_offset.unwrap_or(0), vec![write])));
     }
     // Map the changed bytes through the data runs.
     let cs = u64::from(volume.cluster_size());
