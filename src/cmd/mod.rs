@@ -3,8 +3,10 @@
 pub mod check;
 pub mod disk;
 pub mod extract;
+pub mod plan;
 pub mod resize;
 pub mod scan;
 pub mod undo;
 pub mod verify;
 pub mod wim;
+pub mod wim_extract;

@@ -6,8 +6,10 @@
 pub mod bcd;
 pub mod error;
 pub mod fat;
+pub mod file_versions;
 pub mod locate;
 pub mod ntfs;
+pub mod plan;
 pub mod reagent;
 pub mod report;
 pub mod scan;

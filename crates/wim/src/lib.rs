@@ -4,6 +4,8 @@
 //!
 //! [`Wim::open`] reads the header, XML data and blob table (and nothing else); [`verify::verify`]
 //! checks the integrity table and every blob's SHA-1 in parallel.
+//! [`Image::open`] reads an image's file tree (security data and dentries), for lookups and
+//! listings.
 //!
 //! Not supported yet (refused with [`Error::Unsupported`], never misread): split WIMs, pipable
 //! WIMs, solid resources (WIM version 0xE00) and LZMS.
@@ -17,6 +19,7 @@ pub mod error;
 pub mod header;
 pub mod info;
 pub mod integrity;
+pub mod metadata;
 pub mod reshdr;
 pub mod resource;
 pub mod verify;
@@ -27,5 +30,6 @@ pub mod xml;
 pub use digest::Sha1Digest;
 pub use error::{Error, Result};
 pub use info::WimInfo;
+pub use metadata::{Dentry, Image};
 pub use version::WindowsVersion;
 pub use wim::Wim;
