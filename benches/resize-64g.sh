@@ -63,12 +63,12 @@ python3 - "$tmp/report.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 a = r["apply"]
-move = next(x["len_bytes"] for x in r["plan"]["actions"] if x["op"] == "move_partition")
+move = next(x["len_bytes"] for x in r["actions"] if x["op"] == "move_partition")
 mib = lambda b: b / 1048576
 budget = move + a["journal_bytes"]
 counted = a["image_bytes_written"] + a["journal_bytes"]
 kernel = r["io"]["write_bytes"] if r.get("io") else None
-print(f"case {r['plan']['case']}: OS shrunk by {mib(r['plan']['shrink_os_by_bytes']):.0f} MiB, recovery moved and grown by {mib(r['plan']['grow_by_bytes']):.0f} MiB")
+print(f"case {r['case']}: OS shrunk by {mib(r['plan']['shrink_os_by_bytes']):.0f} MiB, recovery moved and grown by {mib(r['plan']['grow_by_bytes']):.0f} MiB")
 print(f"free space on the WinRE volume: {mib(r['free_before_bytes']):.1f} MiB -> {mib(r['free_after_bytes']):.1f} MiB")
 print(f"time (this run):                 {r['seconds']:.2f} s")
 print(f"bytes that must move:            {move} ({mib(move):.0f} MiB)")

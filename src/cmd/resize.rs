@@ -13,13 +13,15 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
+use winre_core::plan::{Plan, PlanOptions, Verdict};
 use winre_core::scan::{self, ScanOptions};
 use winre_disk::container::{self, OpenOptions};
 use winre_disk::partition;
+use winre_patch::apply::Action;
 use winre_patch::apply::{self, ApplyReport, Observer};
 use winre_patch::image::ImageFile;
 use winre_patch::journal::{self, JournalState};
-use winre_patch::plan::{self, ResizeOptions, ResizePlan};
+use winre_patch::plan::{self, ResizeOptions};
 
 use super::scan::parse_size;
 
@@ -53,7 +55,12 @@ pub struct ResizeArgs {
 struct ResizeReport {
     image: String,
     applied: bool,
-    plan: ResizePlan,
+    /// The layout case (as `winre plan` names it), or "grow_image".
+    case: String,
+    /// What `winre plan` says about the image.
+    plan: Plan,
+    /// What is (or would be) carried out, in order.
+    actions: Vec<Action>,
     free_before_bytes: u64,
     free_after_bytes: Option<u64>,
     required_free_bytes: u64,
@@ -157,36 +164,64 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<ExitCode> {
         required_free_bytes: args.min_free,
         hash: false,
     };
-    let before = scan::scan_path(&args.image, &options)
-        .with_context(|| format!("scanning {}", args.image.display()))?;
+    let core_plan = winre_core::plan::plan_path(
+        &args.image,
+        &PlanOptions {
+            required_free_bytes: args.min_free,
+        },
+    )
+    .with_context(|| format!("planning {}", args.image.display()))?;
     let disk = container::open(&args.image, &OpenOptions::default())?;
     let table = partition::read_table(&disk)?;
-    let resize_options = ResizeOptions {
-        required_free_bytes: args.min_free,
-        grow_image: args.grow_image,
-    };
-    let plan = match plan::plan(&before, &table, disk.info.virtual_size, resize_options) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("winre: {e}");
-            return Ok(ExitCode::from(exit_for(&e)));
+    let mut case = serde_json::to_value(core_plan.case)?
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let actions = match &core_plan.verdict {
+        Verdict::Manual { why, .. } if args.grow_image => {
+            // winre plan does not grow image files: our own planner's grow_image case.
+            let before = scan::scan_path(&args.image, &options)
+                .with_context(|| format!("scanning {}", args.image.display()))?;
+            let resize_options = ResizeOptions {
+                required_free_bytes: args.min_free,
+                grow_image: true,
+            };
+            match plan::plan(&before, &table, disk.info.virtual_size, resize_options) {
+                Ok(p) if p.case == "grow_image" => {
+                    case = p.case;
+                    p.actions
+                }
+                _ => {
+                    eprintln!("winre: refused: {why}");
+                    return Ok(ExitCode::from(3));
+                }
+            }
         }
+        _ => match winre_patch::from_plan::actions(&core_plan) {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("winre: {e}");
+                return Ok(ExitCode::from(exit_for(&e)));
+            }
+        },
     };
     let mut report = ResizeReport {
         image: args.image.display().to_string(),
         applied: false,
-        free_before_bytes: plan.free_before_bytes,
-        required_free_bytes: plan.required_free_bytes,
+        case,
+        free_before_bytes: core_plan.free_before_bytes.unwrap_or(0),
+        required_free_bytes: core_plan.required_free_bytes,
         free_after_bytes: None,
-        plan,
+        plan: core_plan,
+        actions,
         apply: None,
         seconds: 0.0,
         io: None,
     };
-    let code = if report.plan.actions.is_empty() {
+    let code = if report.actions.is_empty() {
         0
     } else if let Some(mut image) = image {
-        let prepared = match apply::prepare(&image, &table, &report.plan.actions) {
+        let prepared = match apply::prepare(&image, &table, &report.actions) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("winre: {e}");
@@ -250,24 +285,24 @@ fn print_text(r: &ResizeReport) {
     println!("{}", r.image);
     println!(
         "  WinRE volume (partition {}): {:.1} MiB free, {:.1} MiB required",
-        r.plan.recovery_partition,
+        r.plan.recovery_partition.unwrap_or(0),
         mib(r.free_before_bytes),
         mib(r.required_free_bytes)
     );
-    if r.plan.actions.is_empty() {
+    if r.actions.is_empty() {
         println!("  nothing to do");
         return;
     }
     println!(
         "  case: {}; recovery grows by {:.0} MiB; OS shrinks by {:.0} MiB",
-        r.plan.case,
+        r.case,
         mib(r.plan.grow_by_bytes),
         mib(r.plan.shrink_os_by_bytes)
     );
     match &r.apply {
         None => {
             println!("  would do (run again with --apply):");
-            for a in &r.plan.actions {
+            for a in &r.actions {
                 println!("    {}", serde_json::to_string(a).unwrap_or_default());
             }
         }

@@ -15,6 +15,7 @@
 pub mod apply;
 mod bytes;
 pub mod error;
+pub mod from_plan;
 pub mod image;
 pub mod journal;
 pub mod ntfs;
