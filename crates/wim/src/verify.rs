@@ -7,6 +7,7 @@
 //! [`DecoderPool`]) and buffers, so memory is bounded by workers x chunk size x a small batch
 //! factor, whatever the size of the WIM.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
@@ -18,6 +19,7 @@ use crate::blob_table::BlobEntry;
 use crate::codec::Compression;
 use crate::digest::Sha1Digest;
 use crate::integrity::{IntegrityFailure, IntegrityTable};
+use crate::metadata::usage::{stream_uses, StreamUse};
 use crate::resource::{self, ChunkLayout, DecoderPool, Fault, ResourceSpec};
 use crate::wim::{read_header, Wim};
 use crate::{Error, Result};
@@ -54,6 +56,8 @@ pub struct VerifyReport {
     pub bytes_checked: u64,
     /// Each blob that failed.
     pub failures: Vec<BlobFailure>,
+    /// Images whose files could not be mapped to failed blobs (their metadata is unreadable).
+    pub path_errors: Vec<String>,
     /// True when nothing failed.
     pub intact: bool,
 }
@@ -90,6 +94,8 @@ pub struct BlobFailure {
     pub problem: BlobProblem,
     /// Failed integrity windows that overlap its stored bytes.
     pub integrity_chunks: Vec<u64>,
+    /// Every (image, path, stream) whose data is this blob.
+    pub used_by: Vec<StreamUse>,
 }
 
 /// What failed about a blob.
@@ -131,7 +137,7 @@ pub struct VerifyOptions {
 
 /// Verifies the WIM in `reader` on the current rayon pool (use `ThreadPool::install` to choose
 /// the number of threads). Returns Err only when the file cannot be checked at all: no readable
-/// header, or a feature not supported (split, pipable, solid, LZMS, or a codec not built in).
+/// header, or a feature not supported (split, pipable, solid, or a codec not built in).
 /// Corruption anywhere else, including an unreadable blob table or XML, is reported in the
 /// [`VerifyReport`]. `progress` is called from worker threads.
 pub fn verify<R: ReadAt>(
@@ -221,6 +227,10 @@ pub fn verify<R: ReadAt>(
         }
     }
     failures.sort_by_key(|f| f.offset);
+    let path_errors = match &opened {
+        Ok(wim) => attach_paths(wim, &mut failures),
+        Err(_) => Vec::new(),
+    };
     let bytes_checked = blobs
         .iter()
         .fold(0u64, |s, b| s.saturating_add(b.reshdr.original_size));
@@ -235,7 +245,23 @@ pub fn verify<R: ReadAt>(
         blobs_checked: blobs.len() as u64,
         bytes_checked,
         failures,
+        path_errors,
     })
+}
+
+/// Fills each failure's `used_by` from the images' file trees; returns why an image could not
+/// be mapped. Reads the metadata only when a data blob failed.
+fn attach_paths<R: ReadAt>(wim: &Wim<R>, failures: &mut [BlobFailure]) -> Vec<String> {
+    let wanted: HashSet<Sha1Digest> = failures
+        .iter()
+        .filter(|f| f.metadata_of_image.is_none())
+        .map(|f| f.sha1)
+        .collect();
+    let (mut uses, errors) = stream_uses(wim, &wanted);
+    for f in failures.iter_mut() {
+        f.used_by = uses.remove(&f.sha1).unwrap_or_default();
+    }
+    errors
 }
 
 fn is_large(spec: &ResourceSpec) -> bool {
@@ -349,5 +375,6 @@ fn judge<R: ReadAt>(
         metadata_of_image,
         problem,
         integrity_chunks: Vec::new(),
+        used_by: Vec::new(),
     })
 }
