@@ -5,8 +5,9 @@
 //! [`Wim::open`] reads the header, XML data and blob table (and nothing else); [`verify::verify`]
 //! checks the integrity table and every blob's SHA-1 in parallel.
 //!
-//! Not supported yet (refused with [`Error::Unsupported`], never misread): split WIMs, pipable
-//! WIMs, solid resources (WIM version 0xE00) and LZMS.
+//! Solid resources (WIM version 0xE00, [`solid`]) and wimlib's pipable WIMs are read.
+//! Not supported (refused with [`Error::Unsupported`], never misread): split WIMs, image
+//! metadata inside solid resources, and any codec not built in.
 
 #![forbid(unsafe_code)]
 
@@ -19,6 +20,7 @@ pub mod info;
 pub mod integrity;
 pub mod reshdr;
 pub mod resource;
+pub mod solid;
 pub mod verify;
 pub mod version;
 pub mod wim;
