@@ -3,6 +3,7 @@
 pub mod check;
 pub mod disk;
 pub mod extract;
+pub mod plan;
 pub mod scan;
 pub mod verify;
 pub mod wim;

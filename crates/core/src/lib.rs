@@ -8,6 +8,7 @@ pub mod error;
 pub mod fat;
 pub mod locate;
 pub mod ntfs;
+pub mod plan;
 pub mod reagent;
 pub mod report;
 pub mod scan;

@@ -427,7 +427,7 @@ fn bcd_summary(b: &FoundBcd) -> BcdSummary {
     }
 }
 
-fn kind_name(kind: Kind) -> &'static str {
+pub(crate) fn kind_name(kind: Kind) -> &'static str {
     match kind {
         Kind::Esp => "esp",
         Kind::Msr => "msr",

@@ -5,11 +5,11 @@
 //! [`winre_readat::ReadAt`], gathers the data runs of files whose `$DATA` spans several MFT
 //! records, enforces the valid data length, and turns the crate's errors into ours.
 
-mod cursor;
+pub(crate) mod cursor;
 mod file;
 mod free_space;
 mod record;
-mod volume;
+pub(crate) mod volume;
 
 pub use file::{DataRun, FileAttributes, FileHandle};
 pub use free_space::FreeSpace;

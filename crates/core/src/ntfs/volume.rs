@@ -167,6 +167,11 @@ impl NtfsVolume {
         self.label.as_deref()
     }
 
+    /// NTFS bytes per sector (boot sector +0x0B).
+    pub fn bytes_per_sector(&self) -> u32 {
+        u32::from(self.ntfs.sector_size())
+    }
+
     /// Bytes per MFT record.
     pub fn record_size(&self) -> u32 {
         self.ntfs.file_record_size()
@@ -184,6 +189,31 @@ impl NtfsVolume {
     /// Reads MFT record `record`, checking that it is in use and that its non-resident attribute
     /// headers fit in it (the `ntfs` crate reads them unchecked).
     pub(crate) fn file<'n>(&'n self, fs: &mut NtfsCursor, record: u64) -> Result<NtfsFile<'n>> {
+        self.file_record(fs, record, true)?.ok_or_else(|| {
+            Error::corrupt(
+                format!("MFT record {record}"),
+                0,
+                "the record is not in use",
+            )
+        })
+    }
+
+    /// As [`file`](Self::file), but `None` for a record that is not in use (for walks over the
+    /// whole MFT).
+    pub(crate) fn file_if_in_use<'n>(
+        &'n self,
+        fs: &mut NtfsCursor,
+        record: u64,
+    ) -> Result<Option<NtfsFile<'n>>> {
+        self.file_record(fs, record, false)
+    }
+
+    fn file_record<'n>(
+        &'n self,
+        fs: &mut NtfsCursor,
+        record: u64,
+        require_in_use: bool,
+    ) -> Result<Option<NtfsFile<'n>>> {
         let what = || format!("MFT record {record}");
         let file = self
             .ntfs
@@ -191,11 +221,14 @@ impl NtfsVolume {
             .map_err(|e| Error::ntfs(what(), e))?;
         let record_offset = byte_position(file.position());
         if !file.flags().contains(NtfsFileFlags::IN_USE) {
-            return Err(Error::corrupt(
-                what(),
-                record_offset,
-                "the record is not in use (a stale reference?)",
-            ));
+            if require_in_use {
+                return Err(Error::corrupt(
+                    what(),
+                    record_offset,
+                    "the record is not in use (a stale reference?)",
+                ));
+            }
+            return Ok(None);
         }
         let mut non_resident = Vec::new();
         for attribute in file.attributes_raw() {
@@ -211,7 +244,7 @@ impl NtfsVolume {
             self.record_size(),
             &non_resident,
         )?;
-        Ok(file)
+        Ok(Some(file))
     }
 
     /// Finds `path` from the root directory and returns its MFT record number, or `None` when a
