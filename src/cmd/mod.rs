@@ -7,3 +7,4 @@ pub mod plan;
 pub mod scan;
 pub mod verify;
 pub mod wim;
+pub mod wim_extract;

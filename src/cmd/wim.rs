@@ -2,14 +2,17 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
-use winre_readat::FileReader;
+use sha1::Digest;
+use winre_readat::{FileReader, ReadAt};
 use winre_wim::info::ImageInfo;
-use winre_wim::{Wim, WimInfo};
+use winre_wim::metadata::{EntryInfo, FileKind};
+use winre_wim::resource::Fault;
+use winre_wim::{Image, Sha1Digest, Wim, WimInfo};
 
 /// `winre wim` subcommands.
 #[derive(Subcommand)]
@@ -22,6 +25,33 @@ pub enum WimCommand {
         #[arg(long)]
         json: bool,
     },
+    /// List an image's files, one full path a line (as `wimlib-imagex dir` does).
+    Ls {
+        /// The WIM file.
+        file: PathBuf,
+        /// Image number or name (may be left out when the WIM has one image).
+        image: Option<String>,
+        /// Directory or file to list (with everything below it); `\` or `/`, any case.
+        path: Option<String>,
+        /// Attributes, size, link count, last write time and named streams too.
+        #[arg(long, conflicts_with = "json")]
+        long: bool,
+        /// Print JSON (every field) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a file's data (or `PATH:STREAM`, a named data stream) to stdout.
+    Cat {
+        /// The WIM file.
+        file: PathBuf,
+        /// Image number or name.
+        image: String,
+        /// The file; `\` or `/`, any case.
+        path: String,
+    },
+    /// Extract files and directories (recursively) into DIR, safely (see --help).
+    #[command(long_about = super::wim_extract::LONG_ABOUT)]
+    Extract(super::wim_extract::ExtractArgs),
 }
 
 pub fn run(command: &WimCommand) -> anyhow::Result<ExitCode> {
@@ -39,7 +69,228 @@ pub fn run(command: &WimCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        WimCommand::Ls {
+            file,
+            image,
+            path,
+            long,
+            json,
+        } => ls(file, image.as_deref(), path.as_deref(), *long, *json),
+        WimCommand::Cat { file, image, path } => cat(file, image, path),
+        WimCommand::Extract(args) => super::wim_extract::run(args),
     }
+}
+
+/// Opens a WIM file for the metadata commands.
+pub(crate) fn open_wim(file: &Path) -> anyhow::Result<Wim<FileReader>> {
+    let reader =
+        FileReader::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    Wim::open(reader).with_context(|| format!("cannot read {}", file.display()))
+}
+
+/// The image an IMAGE argument names: a number, or a name from the XML; none is allowed when
+/// the WIM has exactly one image.
+pub(crate) fn resolve_image<R: ReadAt>(wim: &Wim<R>, image: Option<&str>) -> anyhow::Result<u32> {
+    let count = wim.header().image_count;
+    let Some(image) = image else {
+        anyhow::ensure!(
+            count == 1,
+            "the WIM has {count} images: say which (a number or a name)"
+        );
+        return Ok(1);
+    };
+    if let Ok(n) = image.parse::<u32>() {
+        anyhow::ensure!(
+            (1..=count).contains(&n),
+            "no image {n}: the WIM has {count} images"
+        );
+        return Ok(n);
+    }
+    wim.images()
+        .iter()
+        .find(|x| x.name.as_deref() == Some(image))
+        .map(|x| x.index)
+        .ok_or_else(|| anyhow::anyhow!("no image named \"{image}\""))
+}
+
+/// Reads image `index`, with the file named in messages.
+pub(crate) fn open_image<R: ReadAt>(
+    wim: &Wim<R>,
+    index: u32,
+    file: &Path,
+) -> anyhow::Result<Image> {
+    let image = Image::open(wim, index)
+        .with_context(|| format!("cannot read image {index} of {}", file.display()))?;
+    for w in &image.warnings {
+        eprintln!("winre: warning: image {index}: {w}");
+    }
+    Ok(image)
+}
+
+/// `winre wim ls`. Exit codes: 0 listed, 2 unreadable WIM or metadata, or PATH not found.
+fn ls(
+    file: &Path,
+    image: Option<&str>,
+    path: Option<&str>,
+    long: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let wim = open_wim(file)?;
+    let index = resolve_image(&wim, image)?;
+    let image = open_image(&wim, index, file)?;
+    let start = image
+        .lookup(path.unwrap_or("/"))
+        .ok_or_else(|| anyhow::anyhow!("{}: not found in image {index}", path.unwrap_or("/")))?;
+    let mut out = String::new();
+    if json {
+        let mut entries = Vec::new();
+        image.walk(start.id, |d| entries.push(image.entry_info(d)));
+        let listing = Listing {
+            image: index,
+            path: image.path(start.id),
+            entries,
+            warnings: image.warnings.clone(),
+        };
+        out = serde_json::to_string_pretty(&listing)?;
+    } else if long {
+        image.walk(start.id, |d| render_long(&mut out, &image.entry_info(d)));
+        out.pop();
+    } else {
+        // Paths are built once per directory, not once per file.
+        let mut dir_paths: Vec<Option<String>> = vec![None; image.dentries().len()];
+        image.walk(start.id, |d| {
+            let path = match d.parent.and_then(|p| dir_paths.get(p).cloned().flatten()) {
+                Some(parent) if parent == "/" => format!("/{}", d.name),
+                Some(parent) => format!("{parent}/{}", d.name),
+                None => image.path(d.id),
+            };
+            out.push_str(&path);
+            out.push('\n');
+            if !d.children.is_empty() {
+                if let Some(slot) = dir_paths.get_mut(d.id) {
+                    *slot = Some(path);
+                }
+            }
+        });
+        out.pop();
+    }
+    emit(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The JSON document of `winre wim ls --json`.
+#[derive(serde::Serialize)]
+struct Listing {
+    image: u32,
+    path: String,
+    entries: Vec<EntryInfo>,
+    warnings: Vec<String>,
+}
+
+fn render_long(out: &mut String, e: &EntryInfo) {
+    let kind = match e.kind {
+        FileKind::Directory => "dir",
+        FileKind::File => "file",
+        FileKind::Symlink => "symlink",
+        FileKind::Junction => "junction",
+        FileKind::ReparsePoint => "reparse",
+    };
+    let _ = writeln!(
+        out,
+        "{:#010x} {kind:<8} {:>12} {:>2} {} {}{}",
+        e.attributes,
+        opt(&e.size_bytes),
+        e.link_count,
+        e.last_write_time.utc,
+        e.path,
+        e.reparse_tag
+            .map(|t| format!("  [reparse tag {t:#010x}]"))
+            .unwrap_or_default()
+    );
+    for s in e.streams.iter().filter(|s| s.name.is_some()) {
+        let _ = writeln!(
+            out,
+            "{:>33} {:>12}    {}:{}",
+            "stream",
+            opt(&s.size_bytes),
+            e.path,
+            s.name.as_deref().unwrap_or_default()
+        );
+    }
+}
+
+/// `winre wim cat`: exit 0 when the whole stream was written and its SHA-1 matched, 2 otherwise
+/// (unreadable WIM, not found, a directory, a damaged blob).
+fn cat(file: &Path, image: &str, path: &str) -> anyhow::Result<ExitCode> {
+    let wim = open_wim(file)?;
+    let index = resolve_image(&wim, Some(image))?;
+    let image = open_image(&wim, index, file)?;
+    let (dentry, stream_name) = match image.lookup(path) {
+        Some(d) => (d, None),
+        None => {
+            // PATH:STREAM, split at the first ':' of the last component.
+            let cut = path.rfind(['/', '\\']).map_or(0, |i| i.saturating_add(1));
+            let split = path
+                .get(cut..)
+                .and_then(|last| last.find(':'))
+                .map(|i| i.saturating_add(cut));
+            let found = split.and_then(|i| {
+                let (file_part, stream) = (path.get(..i)?, path.get(i.saturating_add(1)..)?);
+                Some((image.lookup(file_part)?, Some(stream)))
+            });
+            found.ok_or_else(|| anyhow::anyhow!("{path}: not found in image {index}"))?
+        }
+    };
+    let stream = match stream_name {
+        Some(name) => dentry.named_stream(name).ok_or_else(|| {
+            anyhow::anyhow!("{}: no stream named \"{name}\"", image.path(dentry.id))
+        })?,
+        None => {
+            anyhow::ensure!(
+                !dentry.is_directory(),
+                "{}: is a directory",
+                image.path(dentry.id)
+            );
+            dentry.unnamed_stream().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: has no data stream (a reparse point or encrypted file; see `wim ls --json`)",
+                    image.path(dentry.id)
+                )
+            })?
+        }
+    };
+    if stream.hash.is_zero() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let blob = image.blob(&stream.hash).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}: its blob {} is missing from the blob table",
+            path,
+            stream.hash
+        )
+    })?;
+    let mut stdout = std::io::stdout().lock();
+    let mut hasher = sha1::Sha1::new();
+    let result = wim.stream_blob(blob, |piece| {
+        hasher.update(piece);
+        stdout
+            .write_all(piece)
+            .map_err(|e| Fault::Read(winre_wim::Error::Io(e)))
+    });
+    match result {
+        Err(Fault::Read(winre_wim::Error::Io(e))) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            return Ok(ExitCode::SUCCESS)
+        }
+        other => other.map_err(winre_wim::Error::from)?,
+    }
+    stdout.flush()?;
+    let actual = Sha1Digest(hasher.finalize().into());
+    anyhow::ensure!(
+        actual == blob.sha1,
+        "{path}: data written, but its SHA-1 is {actual}, not {} (the WIM is damaged)",
+        blob.sha1
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {

@@ -30,6 +30,9 @@ pub enum Error {
         /// Hex SHA-1 of the bytes read.
         actual: String,
     },
+    /// Something asked for is not in the WIM (an image index, a path, a stream, a blob).
+    #[error("not found: {0}")]
+    NotFound(String),
     /// The underlying read failed (including reads past the end of a truncated file).
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),

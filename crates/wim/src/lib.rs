@@ -4,6 +4,8 @@
 //!
 //! [`Wim::open`] reads the header, XML data and blob table (and nothing else); [`verify::verify`]
 //! checks the integrity table and every blob's SHA-1 in parallel.
+//! [`Image::open`] reads an image's file tree (security data and dentries), for lookups and
+//! listings.
 //!
 //! Solid resources (WIM version 0xE00, [`solid`]) and wimlib's pipable WIMs are read.
 //! Not supported (refused with [`Error::Unsupported`], never misread): split WIMs, image
@@ -18,6 +20,7 @@ pub mod error;
 pub mod header;
 pub mod info;
 pub mod integrity;
+pub mod metadata;
 pub mod reshdr;
 pub mod resource;
 pub mod solid;
@@ -29,5 +32,6 @@ pub mod xml;
 pub use digest::Sha1Digest;
 pub use error::{Error, Result};
 pub use info::WimInfo;
+pub use metadata::{Dentry, Image};
 pub use version::WindowsVersion;
 pub use wim::Wim;

@@ -102,3 +102,18 @@ pub fn wimlib_time(unix_seconds: i64) -> String {
     .trim()
     .to_owned()
 }
+
+/// Builds (or reuses) the tree WIMs of `fixtures/make-tree-wims.sh` and returns their directory.
+pub fn tree_fixtures() -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/make-tree-wims.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .output()
+        .expect("run fixtures/make-tree-wims.sh");
+    assert!(
+        out.status.success(),
+        "make-tree-wims.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
