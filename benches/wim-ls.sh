@@ -2,7 +2,8 @@
 # Times `winre wim ls` of a 5,000-file image (fixtures/make-tree-wims.sh: many.wim, LZX, 50
 # directories of 100 files) with hyperfine, next to `wimlib-imagex dir` on the same file, and
 # prints the mean wall time of each. The time covers opening the WIM, decompressing and parsing
-# the metadata resource, and printing every path.
+# the metadata resource, and printing every path. Printed: wall time (mean, min) and CPU time
+# (user + system), the figure that does not depend on other load on the machine.
 #
 # Needs: wimtools, ntfs-3g (for the fixture script), hyperfine, python3, and a release build
 # (the script runs `cargo build --release`).
@@ -30,6 +31,8 @@ python3 - "$json" <<'PY'
 import json, sys
 r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
 ours, theirs = r["winre wim ls"], r["wimlib-imagex dir"]
-print(f"winre wim ls (5,000 files):  {ours['mean']*1000:.1f} ms mean, {ours['min']*1000:.1f} ms min (target < 50 ms)")
-print(f"wimlib-imagex dir:           {theirs['mean']*1000:.1f} ms mean, {theirs['min']*1000:.1f} ms min")
+# Wall time suffers on a loaded machine; CPU time (user + system) does not: print both.
+for label, x in [("winre wim ls (5,000 files)", ours), ("wimlib-imagex dir", theirs)]:
+    cpu = (x["user"] + x["system"]) * 1000
+    print(f"{label:<28} wall {x['mean']*1000:6.1f} ms mean, {x['min']*1000:6.1f} ms min; CPU {cpu:5.1f} ms mean (target < 50 ms)")
 PY

@@ -521,3 +521,118 @@ fn hostile_names_are_refused_and_nothing_escapes() {
     assert!(!Path::new("/tmpx").exists());
     assert!(out.join("case/_x").is_file());
 }
+
+// ---- verify names the files a damaged blob breaks ----
+
+/// Copies `wim` and flips a byte of the (uncompressed) blob whose content is `content`.
+fn damage_blob(wim: &Path, tmp: &Path, content: &[u8]) -> PathBuf {
+    let dst = tmp.join("damaged.wim");
+    std::fs::copy(wim, &dst).unwrap();
+    let hash: [u8; 20] = sha1::Sha1::digest(content).into();
+    let opened = winre_wim::Wim::open(winre_readat::FileReader::open(&dst).unwrap()).unwrap();
+    let blob = *opened
+        .blob_table()
+        .blobs
+        .iter()
+        .find(|b| b.sha1.0 == hash)
+        .expect("the blob is in the WIM");
+    assert!(!blob.reshdr.is_compressed());
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .read(true)
+        .open(&dst)
+        .unwrap();
+    let mut byte = [0u8];
+    f.read_exact_at(&mut byte, blob.reshdr.offset).unwrap();
+    f.write_all_at(&[byte[0] ^ 0xFF], blob.reshdr.offset)
+        .unwrap();
+    dst
+}
+
+fn uses(json: &serde_json::Value) -> Vec<(String, Option<String>)> {
+    let failures = json["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "{json}");
+    let mut v: Vec<_> = failures[0]["used_by"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            assert_eq!(u["image"], 1);
+            (
+                u["path"].as_str().unwrap().to_owned(),
+                u["stream"].as_str().map(str::to_owned),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn verify_maps_failed_blobs_to_paths() {
+    let dir = tree_fixtures();
+    let tmp = tempfile::tempdir().unwrap();
+    // A hard-linked file: all three names.
+    let wim = damage_blob(&dir.join("tree-none.wim"), tmp.path(), b"linked contents\n");
+    let out = winre(&["verify", "--json", s(&wim)]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        uses(&json),
+        [
+            ("/links/a.txt".to_owned(), None),
+            ("/links/b.txt".to_owned(), None),
+            ("/links/sub/c.txt".to_owned(), None)
+        ]
+    );
+    let text = String::from_utf8_lossy(&winre(&["verify", s(&wim)]).stdout).into_owned();
+    assert!(
+        text.contains("used by image 1: /links/sub/c.txt\n"),
+        "{text}"
+    );
+    // Extraction skips the damaged file (leaving nothing of it) and goes on with the rest.
+    let out_dir = tmp.path().join("out");
+    let r = winre(&["wim", "extract", s(&wim), "1", "links", "-o", s(&out_dir)]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "{err}");
+    assert!(err.contains("/links/a.txt: its data has SHA-1"), "{err}");
+    assert!(!out_dir.join("links/a.txt").exists());
+    assert!(out_dir.join("links/sub").is_dir());
+
+    // A named stream whose bytes two files share (an uncompressed copy made by wimlib).
+    let none = tmp.path().join("ntfs-none.wim");
+    tool(
+        "wimlib-imagex",
+        &[
+            "export",
+            s(&dir.join("ntfs.wim")),
+            "1",
+            s(&none),
+            "--compress=none",
+        ],
+    );
+    let sub = tempfile::tempdir().unwrap();
+    let wim = damage_blob(
+        &none,
+        sub.path(),
+        &std::fs::read(dir.join("streams/meta")).unwrap(),
+    );
+    let out = winre(&["verify", "--json", s(&wim)]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        uses(&json),
+        [
+            (
+                "/docs/empty-main.txt".to_owned(),
+                Some("onempty".to_owned())
+            ),
+            ("/docs/report.txt".to_owned(), Some("meta".to_owned()))
+        ]
+    );
+    let text = String::from_utf8_lossy(&winre(&["verify", s(&wim)]).stdout).into_owned();
+    assert!(
+        text.contains("used by image 1: /docs/report.txt (stream meta)"),
+        "{text}"
+    );
+}

@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use winre_readat::FileReader;
 
 use super::wim::emit;
+use winre_wim::metadata::StreamKind;
 use winre_wim::verify::{verify, BlobProblem, Progress, VerifyOptions, VerifyReport};
 
 /// Arguments of `winre verify`.
@@ -134,6 +135,23 @@ fn render_report(r: &VerifyReport) -> String {
             "FAILED blob {} at offset {}{meta}: {what}",
             f.sha1, f.offset
         );
+        const SHOWN: usize = 20;
+        for u in f.used_by.iter().take(SHOWN) {
+            let stream = match (&u.stream, u.kind) {
+                (Some(name), _) => format!(" (stream {name})"),
+                (None, StreamKind::ReparsePoint) => " (reparse data)".to_owned(),
+                (None, StreamKind::EncryptedRaw) => " (encrypted data)".to_owned(),
+                (None, StreamKind::Data) => String::new(),
+            };
+            let _ = writeln!(out, "  used by image {}: {}{stream}", u.image, u.path);
+        }
+        if f.used_by.len() > SHOWN {
+            let _ = writeln!(
+                out,
+                "  ... and {} more (see --json)",
+                f.used_by.len().saturating_sub(SHOWN)
+            );
+        }
         if !f.integrity_chunks.is_empty() {
             let _ = writeln!(
                 out,
@@ -141,6 +159,9 @@ fn render_report(r: &VerifyReport) -> String {
                 f.integrity_chunks
             );
         }
+    }
+    for e in &r.path_errors {
+        let _ = writeln!(out, "Paths:            {e}");
     }
     let _ = writeln!(
         out,

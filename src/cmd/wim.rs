@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Subcommand;
 use sha1::Digest;
+use winre_core::file_versions::{wim_file_versions, ComparedField, FileVersion};
 use winre_readat::{FileReader, ReadAt};
 use winre_wim::info::ImageInfo;
 use winre_wim::metadata::{EntryInfo, FileKind};
@@ -62,10 +63,13 @@ pub fn run(command: &WimCommand) -> anyhow::Result<ExitCode> {
             let wim =
                 Wim::open(reader).with_context(|| format!("cannot read {}", file.display()))?;
             let info = WimInfo::new(&wim);
+            let report = InfoReport::new(&info, &wim);
             if *json {
-                emit(&serde_json::to_string_pretty(&info)?)?;
+                emit(&serde_json::to_string_pretty(&report)?)?;
             } else {
-                emit(&render_info(&info))?;
+                let mut text = render_info(&info);
+                render_file_versions(&mut text, &report);
+                emit(&text)?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -405,6 +409,82 @@ fn render_image(out: &mut String, image: &ImageInfo) {
             "  Metadata:       {} bytes at offset {} (SHA-1 {})",
             m.reshdr.original_size, m.reshdr.offset, m.sha1
         );
+    }
+}
+
+/// `wim info`'s JSON: the WIM's facts, then the version resources of image 1's version files.
+#[derive(serde::Serialize)]
+struct InfoReport<'a> {
+    #[serde(flatten)]
+    info: &'a WimInfo,
+    /// `Windows\System32\winpeshl.exe` and winload, when image 1 has them.
+    file_versions: Vec<FileVersion>,
+    /// Why image 1's files could not be read, when they could not.
+    file_versions_error: Option<String>,
+}
+
+impl<'a> InfoReport<'a> {
+    fn new<R: ReadAt>(info: &'a WimInfo, wim: &Wim<R>) -> Self {
+        let (file_versions, file_versions_error) = if wim.header().image_count == 0 {
+            (Vec::new(), None)
+        } else {
+            match wim_file_versions(wim) {
+                Ok(found) => (found, None),
+                Err(e) => (Vec::new(), Some(e)),
+            }
+        };
+        Self {
+            info,
+            file_versions,
+            file_versions_error,
+        }
+    }
+}
+
+fn render_file_versions(out: &mut String, report: &InfoReport<'_>) {
+    if report.file_versions.is_empty() && report.file_versions_error.is_none() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "File versions (image 1, as Microsoft's WinRE scripts read them):"
+    );
+    if let Some(e) = &report.file_versions_error {
+        let _ = writeln!(out, "  cannot read: {e}");
+    }
+    let xml = report
+        .info
+        .images
+        .first()
+        .and_then(|i| i.xml.version)
+        .map_or_else(|| "-".to_string(), |v| v.to_string());
+    for f in &report.file_versions {
+        let _ = write!(out, "  {}: ", f.path);
+        if let Some(e) = &f.error {
+            let _ = writeln!(out, "{e}");
+            continue;
+        }
+        let _ = write!(
+            out,
+            "file {}, product {}",
+            f.file_version.as_deref().unwrap_or("-"),
+            f.product_version.as_deref().unwrap_or("-")
+        );
+        let judged = match f.compared {
+            ComparedField::FileVersion => "file version",
+            ComparedField::ProductVersion => "product version",
+        };
+        match f.agrees_with_xml {
+            Some(true) => {
+                let _ = writeln!(out, " ({judged} matches the XML's {xml})");
+            }
+            Some(false) => {
+                let _ = writeln!(out, " (DIFFERS: {judged} is not the XML's {xml})");
+            }
+            None => {
+                let _ = writeln!(out);
+            }
+        }
     }
 }
 

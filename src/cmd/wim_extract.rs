@@ -229,7 +229,7 @@ impl<R: ReadAt> Extractor<'_, R> {
                     Ok(fd) => {
                         self.report.directories = self.report.directories.saturating_add(1);
                         let fd = Rc::new(fd);
-                        self.named_streams(&fd, &parent, d, &path)?;
+                        self.named_streams(&parent, d, &path);
                         stack.extend(d.children.iter().rev().map(|c| (Rc::clone(&fd), *c)));
                     }
                     Err(reason) => self.skip(path, reason),
@@ -240,8 +240,8 @@ impl<R: ReadAt> Extractor<'_, R> {
                 self.skip(path, "no data stream (an encrypted file) is not extracted");
                 continue;
             };
-            match self.write_file(&parent, &d.name, data, d)? {
-                Ok(()) => self.named_streams(&parent, &parent, d, &path)?,
+            match self.write_file(&parent, &d.name, data, d) {
+                Ok(()) => self.named_streams(&parent, d, &path),
                 Err(reason) => self.skip(path, reason),
             }
         }
@@ -250,13 +250,7 @@ impl<R: ReadAt> Extractor<'_, R> {
 
     /// Named data streams of `d` (whose own entry is in `parent`): written as `NAME:STREAM`
     /// beside it with --streams, else noted as skipped.
-    fn named_streams(
-        &mut self,
-        _own: &OwnedFd,
-        parent: &OwnedFd,
-        d: &Dentry,
-        path: &str,
-    ) -> anyhow::Result<()> {
+    fn named_streams(&mut self, parent: &OwnedFd, d: &Dentry, path: &str) {
         for s in d.streams().iter().filter(|s| s.kind == StreamKind::Data) {
             let Some(stream_name) = &s.name else { continue };
             let spath = format!("{path}:{stream_name}");
@@ -273,11 +267,10 @@ impl<R: ReadAt> Extractor<'_, R> {
                 self.skip(spath, format!("refused: {why}"));
                 continue;
             }
-            if let Err(reason) = self.write_file(parent, &file_name, s, d)? {
+            if let Err(reason) = self.write_file(parent, &file_name, s, d) {
                 self.skip(spath, reason);
             }
         }
-        Ok(())
     }
 
     /// Creates (or reuses) directory `name` in `parent` and opens it without following a
@@ -301,15 +294,16 @@ impl<R: ReadAt> Extractor<'_, R> {
         })
     }
 
-    /// Writes `stream` of `d` as file `name` in `parent`. The outer Err is fatal (the WIM could
-    /// not be read); the inner Err is a reason to skip this file.
+    /// Writes `stream` of `d` as file `name` in `parent`, checking its SHA-1. Err (the inner
+    /// one) is why it was skipped: nothing of a file whose data cannot be read, or does not
+    /// match its hash, is left behind.
     fn write_file(
         &mut self,
         parent: &OwnedFd,
         name: &str,
         stream: &Stream,
         d: &Dentry,
-    ) -> anyhow::Result<Result<(), String>> {
+    ) -> Result<(), String> {
         let flags =
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let mode = Mode::from_raw_mode(0o644);
@@ -318,49 +312,49 @@ impl<R: ReadAt> Extractor<'_, R> {
             Err(Errno::EXIST) if self.force => {
                 let st = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW);
                 if st.is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir()) {
-                    return Ok(Err("refused: a directory of that name exists".into()));
+                    return Err("refused: a directory of that name exists".into());
                 }
                 if let Err(e) = rustix::fs::unlinkat(parent, name, AtFlags::empty()) {
-                    return Ok(Err(format!("cannot replace the existing file: {e}")));
+                    return Err(format!("cannot replace the existing file: {e}"));
                 }
                 match rustix::fs::openat(parent, name, flags, mode) {
                     Ok(fd) => fd,
-                    Err(e) => return Ok(Err(format!("cannot create the file: {e}"))),
+                    Err(e) => return Err(format!("cannot create the file: {e}")),
                 }
             }
             Err(Errno::EXIST) => {
-                return Ok(Err("exists; not overwritten (use --force)".into()));
+                return Err("exists; not overwritten (use --force)".into());
             }
-            Err(e) => return Ok(Err(format!("cannot create the file: {e}"))),
+            Err(e) => return Err(format!("cannot create the file: {e}")),
         };
         let mut file = File::from(fd);
         if !stream.hash.is_zero() {
             let Some(blob) = self.image.blob(&stream.hash) else {
                 let _ = rustix::fs::unlinkat(parent, name, AtFlags::empty());
-                return Ok(Err(format!(
-                    "its blob {} is missing from the WIM",
-                    stream.hash
-                )));
+                return Err(format!("its blob {} is missing from the WIM", stream.hash));
             };
             let mut hasher = sha1::Sha1::new();
             let mut written = 0u64;
-            self.wim
-                .stream_blob(blob, |piece| {
-                    hasher.update(piece);
-                    written = written.saturating_add(piece.len() as u64);
-                    file.write_all(piece)
-                        .map_err(|e| Fault::Read(winre_wim::Error::Io(e)))
-                })
-                .map_err(winre_wim::Error::from)
-                .with_context(|| format!("cannot read the data of {}", self.image.path(d.id)))?;
+            let streamed = self.wim.stream_blob(blob, |piece| {
+                hasher.update(piece);
+                written = written.saturating_add(piece.len() as u64);
+                file.write_all(piece)
+                    .map_err(|e| Fault::Read(winre_wim::Error::Io(e)))
+            });
+            if let Err(fault) = streamed {
+                // A damaged blob or a full disk: no partial file is left behind.
+                drop(file);
+                let _ = rustix::fs::unlinkat(parent, name, AtFlags::empty());
+                return Err(format!("not written: {}", winre_wim::Error::from(fault)));
+            }
             let actual = Sha1Digest(hasher.finalize().into());
             if actual != blob.sha1 {
                 drop(file);
                 let _ = rustix::fs::unlinkat(parent, name, AtFlags::empty());
-                return Ok(Err(format!(
+                return Err(format!(
                     "its data has SHA-1 {actual}, not {} (damaged WIM); not written",
                     blob.sha1
-                )));
+                ));
             }
             self.report.bytes = self.report.bytes.saturating_add(written);
         }
@@ -372,7 +366,7 @@ impl<R: ReadAt> Extractor<'_, R> {
             },
         );
         self.report.files = self.report.files.saturating_add(1);
-        Ok(Ok(()))
+        Ok(())
     }
 }
 

@@ -12,7 +12,7 @@
 //! straddle chunks); each blob is hashed as its bytes go by. A chunk that cannot be read or
 //! decoded fails every blob it holds part of, and the other chunks are still checked.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
@@ -24,6 +24,7 @@ use crate::blob_table::BlobEntry;
 use crate::codec::Compression;
 use crate::digest::Sha1Digest;
 use crate::integrity::{IntegrityFailure, IntegrityTable};
+use crate::metadata::usage::{stream_uses, StreamUse};
 use crate::resource::{self, ChunkLayout, ChunkSpan, DecoderPool, Fault, ResourceSpec};
 use crate::solid::{self, SolidChunks};
 use crate::wim::{read_header, Wim};
@@ -61,6 +62,8 @@ pub struct VerifyReport {
     pub bytes_checked: u64,
     /// Each blob that failed.
     pub failures: Vec<BlobFailure>,
+    /// Images whose files could not be mapped to failed blobs (their metadata is unreadable).
+    pub path_errors: Vec<String>,
     /// True when nothing failed.
     pub intact: bool,
 }
@@ -101,6 +104,8 @@ pub struct BlobFailure {
     pub problem: BlobProblem,
     /// Failed integrity windows that overlap its stored bytes.
     pub integrity_chunks: Vec<u64>,
+    /// Every (image, path, stream) whose data is this blob.
+    pub used_by: Vec<StreamUse>,
 }
 
 /// What failed about a blob.
@@ -244,6 +249,10 @@ pub fn verify<R: ReadAt>(
         }
     }
     failures.sort_by_key(|f| f.offset);
+    let path_errors = match &opened {
+        Ok(wim) => attach_paths(wim, &mut failures),
+        Err(_) => Vec::new(),
+    };
     let bytes_checked = all_blobs
         .iter()
         .fold(0u64, |s, b| s.saturating_add(b.size_bytes()));
@@ -258,7 +267,23 @@ pub fn verify<R: ReadAt>(
         blobs_checked: all_blobs.len() as u64,
         bytes_checked,
         failures,
+        path_errors,
     })
+}
+
+/// Fills each failure's `used_by` from the images' file trees; returns why an image could not
+/// be mapped. Reads the metadata only when a data blob failed.
+fn attach_paths<R: ReadAt>(wim: &Wim<R>, failures: &mut [BlobFailure]) -> Vec<String> {
+    let wanted: HashSet<Sha1Digest> = failures
+        .iter()
+        .filter(|f| f.metadata_of_image.is_none())
+        .map(|f| f.sha1)
+        .collect();
+    let (mut uses, errors) = stream_uses(wim, &wanted);
+    for f in failures.iter_mut() {
+        f.used_by = uses.remove(&f.sha1).unwrap_or_default();
+    }
+    errors
 }
 
 fn is_large(spec: &ResourceSpec) -> bool {
@@ -486,6 +511,7 @@ fn solid_failure<R: ReadAt>(
         metadata_of_image: None,
         problem,
         integrity_chunks: Vec::new(),
+        used_by: Vec::new(),
     }
 }
 
@@ -541,5 +567,6 @@ fn judge<R: ReadAt>(
         metadata_of_image,
         problem,
         integrity_chunks: Vec::new(),
+        used_by: Vec::new(),
     })
 }

@@ -447,10 +447,18 @@ fn decoder_sizes_are_validated() {
             );
         }
     }
-    assert!(matches!(
-        new_decoder(Compression::Lzms, 1 << 17),
-        Err(winre_wim::Error::Unsupported(_))
-    ));
+    for n in [32768, 1 << 17, 1 << 26, 1 << 30] {
+        assert!(new_decoder(Compression::Lzms, n).is_ok(), "LZMS {n}");
+    }
+    for n in [16384, 40000, 1 << 31] {
+        assert!(
+            matches!(
+                new_decoder(Compression::Lzms, n),
+                Err(winre_wim::Error::Corrupt { .. })
+            ),
+            "LZMS {n}"
+        );
+    }
     assert!(matches!(
         new_decoder(Compression::None, 32768),
         Err(winre_wim::Error::Unsupported(_))
@@ -472,6 +480,7 @@ fn garbage_never_panics() {
         (new_decoder(Compression::Xpress, 65536).unwrap(), 65536usize),
         (new_decoder(Compression::Lzx, 32768).unwrap(), 32768),
         (new_decoder(Compression::Lzx, 1 << 21).unwrap(), 1 << 21),
+        (new_decoder(Compression::Lzms, 1 << 21).unwrap(), 1 << 21),
     ];
     let mut out = vec![0u8; 1 << 21];
     for round in 0..3000 {

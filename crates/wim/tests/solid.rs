@@ -27,6 +27,9 @@ const SOLID: &[(&str, u64)] = &[
     ("solid-lzx.wim", 32768),
     ("solid-xpress.wim", 4096),
     ("solid-multi.wim", 32768),
+    ("solid-lzms.wim", 64 << 20),
+    ("solid-lzms-32k.wim", 32768),
+    ("solid-multi-lzms.wim", 65536),
 ];
 /// Pipable WIMs.
 const PIPABLE: &[&str] = &[
@@ -34,6 +37,7 @@ const PIPABLE: &[&str] = &[
     "pipable-xpress.wim",
     "pipable-none.wim",
     "pipable-two.wim",
+    "pipable-lzms.wim",
 ];
 
 fn solid_fixtures() -> PathBuf {
@@ -350,6 +354,8 @@ fn flipped_byte_in_a_solid_chunk_names_the_blobs_it_breaks() {
         );
         for f in &report.failures {
             assert!(f.offset_in_solid_resource.is_some(), "{name}");
+            // Each broken blob is named by the files that use it.
+            assert!(!f.used_by.is_empty(), "{name}: {f:?}");
             assert!(f.offset <= span.offset && span.offset < f.offset + f.size_in_wim);
             match &f.problem {
                 BlobProblem::DecodeError { chunk, offset, .. } => {

@@ -1,4 +1,4 @@
-//! Table-driven decoding of canonical Huffman codes, shared by XPRESS and LZX.
+//! Table-driven decoding of canonical Huffman codes, shared by XPRESS, LZX and LZMS.
 //!
 //! A code is given by its codeword lengths; canonical codewords are assigned in order of
 //! (length, symbol). The decode table is indexed by the next `table_bits` bits of input. A
@@ -12,6 +12,25 @@
 //! limits); wimlib src/decompress_common.c (the completeness rule).
 
 use super::bitreader::BitReader;
+
+/// A bit input a [`DecodeTable`] can decode from: the next bits, most significant first.
+pub(crate) trait BitSource {
+    /// The next `n` bits (1..=32) without consuming them; `n` bits must be buffered.
+    fn peek(&self, n: u32) -> u32;
+    /// Drops `n` buffered bits.
+    fn consume(&mut self, n: u32);
+}
+
+impl BitSource for BitReader<'_> {
+    #[inline(always)]
+    fn peek(&self, n: u32) -> u32 {
+        BitReader::peek(self, n)
+    }
+    #[inline(always)]
+    fn consume(&mut self, n: u32) {
+        BitReader::consume(self, n)
+    }
+}
 
 /// Entry layout: bits 0..=4 bits to consume; bit 5 "subtable pointer" (then bits 0..=4 are the
 /// subtable's index width); bit 6 "no code"; bits 16.. the symbol or subtable start.
@@ -199,7 +218,7 @@ impl DecodeTable {
 
     /// Decodes one symbol. The reader must hold at least `max_len` bits (call `ensure` first).
     #[inline(always)]
-    pub(crate) fn decode(&self, br: &mut BitReader<'_>) -> Result<u32, ()> {
+    pub(crate) fn decode<B: BitSource>(&self, br: &mut B) -> Result<u32, ()> {
         let root = br.peek(self.table_bits) as usize;
         let entry = self.entries.get(root).copied().unwrap_or(EMPTY);
         if entry & SLOW_MASK == 0 {
@@ -210,7 +229,7 @@ impl DecodeTable {
     }
 
     #[inline(never)]
-    fn decode_long(&self, br: &mut BitReader<'_>, entry: u32) -> Result<u32, ()> {
+    fn decode_long<B: BitSource>(&self, br: &mut B, entry: u32) -> Result<u32, ()> {
         if entry & EMPTY != 0 {
             return Err(());
         }

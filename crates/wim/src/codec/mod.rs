@@ -2,11 +2,12 @@
 //! buffer whose size is known in advance; a decoder must fill it exactly or fail.
 //!
 //! [`new_decoder`] makes one for a compression type and the WIM's chunk size. XPRESS and LZX
-//! share the bit input ([`bitreader`]) and the canonical Huffman table ([`huffman`]); decoders
-//! never allocate after creation and never panic on bad input.
+//! share the bit input ([`bitreader`]); all three share the canonical Huffman table
+//! ([`huffman`]); decoders never allocate after creation and never panic on bad input.
 
 mod bitreader;
 mod huffman;
+mod lzms;
 mod lzx;
 mod xpress;
 
@@ -70,12 +71,14 @@ pub enum Compression {
 pub const XPRESS_CHUNK_SIZES: std::ops::RangeInclusive<usize> = 4096..=65536;
 /// Chunk sizes LZX chunks may have in a WIM: 32 KiB (all WIMGAPI writes) to 2 MiB (wimlib).
 pub const LZX_CHUNK_SIZES: std::ops::RangeInclusive<usize> = 32768..=2_097_152;
+/// Chunk sizes LZMS chunks may have in a WIM: 32 KiB to 1 GiB (wimlib src/wim.c; its default
+/// is 128 KiB, and 64 MiB in solid resources).
+pub const LZMS_CHUNK_SIZES: std::ops::RangeInclusive<usize> = 32768..=1 << 30;
 
 /// A decoder for `compression`, able to produce chunks of up to `max_chunk_size` bytes, which
 /// must be a power of two in the range the type allows ([`XPRESS_CHUNK_SIZES`],
-/// [`LZX_CHUNK_SIZES`]); another size is refused as corrupt (the header holds it).
-/// `Compression::None` has no decoder (chunks are copied) and is refused, as is LZMS (not yet
-/// implemented).
+/// [`LZX_CHUNK_SIZES`], [`LZMS_CHUNK_SIZES`]); another size is refused as corrupt (the header
+/// holds it). `Compression::None` has no decoder (chunks are copied) and is refused.
 pub fn new_decoder(
     compression: Compression,
     max_chunk_size: usize,
@@ -106,9 +109,10 @@ pub fn new_decoder(
                 max_chunk_size.trailing_zeros(),
             )))
         }
-        Compression::Lzms => Err(crate::Error::Unsupported(
-            "LZMS decompression (not yet implemented)".into(),
-        )),
+        Compression::Lzms => {
+            check(LZMS_CHUNK_SIZES)?;
+            Ok(Box::new(lzms::LzmsDecoder::new(max_chunk_size)))
+        }
         Compression::None => Err(crate::Error::Unsupported(
             "a decoder for uncompressed data (copy the chunk)".into(),
         )),

@@ -10,6 +10,7 @@ pub mod listing;
 pub mod names;
 pub mod security;
 pub mod tree;
+pub mod usage;
 
 pub use dentry::{DentryRecord, Stream, StreamKind};
 pub use listing::{EntryInfo, FileKind, StreamInfo};
