@@ -37,6 +37,9 @@ enum Command {
     Check(cmd::check::CheckArgs),
     /// Copy Winre.wim out of a disk image and print its SHA-256.
     Extract(cmd::extract::ExtractArgs),
+    /// Summarize or chart the JSON Lines of many scans (merge, html).
+    #[command(subcommand)]
+    Report(cmd::report::ReportCommand),
     /// Plan growing the WinRE volume to the free space updates need (exit 0 nothing needed,
     /// 1 a change winre can make offline, 3 manual work, 2 unreadable).
     Plan(cmd::plan::PlanArgs),
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Command::Scan(a) => cmd::scan::run(a),
         Command::Check(a) => cmd::check::run(a),
         Command::Extract(a) => cmd::extract::run(a),
+        Command::Report(c) => cmd::report::run(c),
         Command::Plan(a) => cmd::plan::run(a),
     };
     match result {

@@ -1,6 +1,6 @@
 //! `winre scan IMAGE...`: where WinRE is, its version, free space and verdicts, per image.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -10,12 +10,24 @@ use rayon::prelude::*;
 use winre_core::report::{ScanReport, WinreStatus};
 use winre_core::scan::{self, ScanOptions};
 
+use super::scan_list;
+
 /// Arguments of `winre scan`.
 #[derive(Args)]
 pub struct ScanArgs {
     /// Disk images (raw, VHD, VHDX, VMDK, qcow2, E01).
-    #[arg(required = true)]
+    #[arg(required_unless_present = "from_list", conflicts_with = "from_list")]
     pub images: Vec<PathBuf>,
+    /// Read the images from FILE, one a line (`-`: stdin; blank lines and `#` comments skipped),
+    /// and write JSON Lines, in list order.
+    #[arg(long, value_name = "FILE")]
+    pub from_list: Option<PathBuf>,
+    /// Scan only shard K of N (K from 0): the list items whose index modulo N is K.
+    #[arg(long, value_name = "K/N", value_parser = scan_list::Shard::parse, requires = "from_list")]
+    pub shard: Option<scan_list::Shard>,
+    /// Write the JSON Lines to FILE (via FILE.partial, renamed when the run completes).
+    #[arg(short, long, value_name = "FILE", requires = "from_list")]
+    pub output: Option<PathBuf>,
     /// One JSON object per image per line instead of text.
     #[arg(long)]
     pub json: bool,
@@ -55,17 +67,40 @@ pub fn scan_all(
     Ok(pool.install(|| {
         images
             .par_iter()
-            .map(|path| {
-                let started = Instant::now();
-                match scan::scan_path(path, options) {
-                    Ok(report) => {
-                        Outcome::Report(Box::new(report), started.elapsed().as_secs_f64() * 1000.0)
-                    }
-                    Err(e) => Outcome::Failed(path.clone(), e.to_string()),
-                }
-            })
+            .map(|path| scan_one(path, options))
             .collect()
     }))
+}
+
+/// Scans one image; every image of `winre scan`, listed or not, goes through here.
+pub fn scan_one(path: &Path, options: &ScanOptions) -> Outcome {
+    let started = Instant::now();
+    match scan::scan_path(path, options) {
+        Ok(report) => Outcome::Report(Box::new(report), started.elapsed().as_secs_f64() * 1000.0),
+        Err(e) => Outcome::Failed(path.to_path_buf(), e.to_string()),
+    }
+}
+
+/// The one JSON line `--json` prints for an outcome (without the newline).
+pub fn outcome_json(outcome: &Outcome) -> serde_json::Result<String> {
+    match outcome {
+        Outcome::Report(report, _) => serde_json::to_string(report),
+        Outcome::Failed(path, error) => serde_json::to_string(&serde_json::json!({
+            "source": { "path": path.display().to_string() },
+            "error": error,
+        })),
+    }
+}
+
+/// The `--stats` line for a scanned image.
+pub fn stats_line(report: &ScanReport, ms: f64) -> String {
+    format!(
+        "{}: read {} bytes ({:.2} MiB) in {} reads, {ms:.1} ms",
+        report.source.path,
+        report.stats.bytes_read,
+        report.stats.bytes_read as f64 / 1048576.0,
+        report.stats.read_calls
+    )
 }
 
 pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
@@ -73,32 +108,36 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
         required_free_bytes: args.min_free,
         hash: args.hash,
     };
+    if let Some(list) = &args.from_list {
+        return scan_list::run(
+            &scan_list::ListArgs {
+                list,
+                shard: args.shard,
+                jobs: args.jobs,
+                output: args.output.as_deref(),
+                stats: args.stats,
+            },
+            &options,
+        );
+    }
     let outcomes = scan_all(&args.images, args.jobs, &options)?;
     let mut failed = false;
     for outcome in &outcomes {
+        if args.json {
+            println!("{}", outcome_json(outcome)?);
+        }
         match outcome {
             Outcome::Report(report, ms) => {
-                if args.json {
-                    println!("{}", serde_json::to_string(report)?);
-                } else {
+                if !args.json {
                     print!("{}", render_text(report));
                 }
                 if args.stats {
-                    eprintln!(
-                        "{}: read {} bytes ({:.2} MiB) in {} reads, {ms:.1} ms",
-                        report.source.path,
-                        report.stats.bytes_read,
-                        report.stats.bytes_read as f64 / 1048576.0,
-                        report.stats.read_calls
-                    );
+                    eprintln!("{}", stats_line(report, *ms));
                 }
             }
             Outcome::Failed(path, error) => {
                 failed = true;
-                if args.json {
-                    let record = serde_json::json!({ "source": { "path": path.display().to_string() }, "error": error });
-                    println!("{record}");
-                } else {
+                if !args.json {
                     println!("{}\n  error: {error}\n", path.display());
                 }
             }
