@@ -6,6 +6,6 @@ cd "$(dirname "$0")"
 t="$1"; secs="$2"
 mkdir -p "corpus-work/$t" logs artifacts/"$t"
 cp -n corpus/"$t"/* seeds/"$t"/* "corpus-work/$t/" 2>/dev/null || true
-exec cargo +nightly fuzz run -O "$t" "corpus-work/$t" -- \
+exec RUSTC_BOOTSTRAP=1 cargo fuzz run -O "$t" "corpus-work/$t" -- \
     -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 \
     -max_len=6000000 -len_control=0 -print_final_stats=1 -artifact_prefix="artifacts/$t/" >"logs/$t.log" 2>&1

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cargo +nightly fuzz list)
+[ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(RUSTC_BOOTSTRAP=1 cargo fuzz list)
 for t in "${targets[@]}"; do
     work="$(mktemp -d)"
     for d in corpus-work seeds corpus; do
@@ -15,7 +15,7 @@ for t in "${targets[@]}"; do
         find "$d/$t" -type f -size -1025k -exec cp -n {} "$work/" \;
     done
     [ -d "seeds/$t" ] && cp -n seeds/"$t"/* "$work/"
-    cargo +nightly fuzz cmin -O "$t" "$work" -- -rss_limit_mb=2048 -timeout=10 >/dev/null 2>&1
+    RUSTC_BOOTSTRAP=1 cargo fuzz cmin -O "$t" "$work" -- -rss_limit_mb=2048 -timeout=10 >/dev/null 2>&1
     rm -rf "corpus/$t"
     mkdir -p "corpus/$t"
     [ -d "seeds/$t" ] && cp seeds/"$t"/* "corpus/$t/"

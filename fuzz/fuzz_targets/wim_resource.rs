@@ -22,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
         reshdr: ResourceHeader::from(&disk),
         compression,
         chunk_size_bytes,
+        pipable: rest[0] & 0x10 != 0,
     };
     let pool = DecoderPool::new(compression, chunk_size_bytes as usize).ok();
     let _ = stream(file, &spec, pool.as_ref(), |_| Ok(()));
