@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Single-threaded decode + SHA-1 of every file blob of a WIM: winre's LZX/XPRESS decoders
+# Single-threaded decode + SHA-1 of every file blob of a WIM: winre's LZX/XPRESS/LZMS decoders
 # (crates/wim/examples/codec_throughput.rs --sha1) against `wimlib-imagex verify`, which also
 # decompresses every blob on one thread and checks its SHA-1. The WIMs are ~64 MiB of
-# /usr/lib/x86_64-linux-gnu captured by wimlib-imagex (fixtures/make-codec-wims.sh bench).
+# /usr/lib/x86_64-linux-gnu captured by wimlib-imagex (fixtures/make-codec-wims.sh bench and
+# lzms-bench; LZMS at 128 KiB, wimlib's default, and 64 MiB, its solid default).
 #
 # Figures are CPU seconds (user + sys), best of RUNS runs, so a busy machine does not skew the
 # ratio; MB/s is uncompressed bytes per CPU second. ratio = ours / wimlib throughput.
@@ -16,6 +17,7 @@ for tool in wimlib-imagex /usr/bin/time; do
     command -v "$tool" >/dev/null || { echo "codec-vs-wimlib.sh: $tool is not installed" >&2; exit 1; }
 done
 dir=$("$root/fixtures/make-codec-wims.sh" bench)
+lzms_dir=$("$root/fixtures/make-codec-wims.sh" lzms-bench)
 (cd "$root" && cargo build --quiet --release -p winre-wim --example codec_throughput)
 ours="$root/target/release/examples/codec_throughput"
 timing=$(mktemp)
@@ -36,8 +38,9 @@ best_cpu() {
 }
 
 printf '%-14s %10s %12s %12s %12s %12s %7s\n' wim MB ours_cpu_s ours_MB/s wimlib_cpu_s wimlib_MB/s ratio
-for name in lzx-32768 xpress-32768 lzx-1048576; do
-    wim="$dir/$name.wim"
+for wim in "$dir"/lzx-32768.wim "$dir"/xpress-32768.wim "$dir"/lzx-1048576.wim \
+    "$lzms_dir"/lzms-131072.wim "$lzms_dir"/lzms-1048576.wim "$lzms_dir"/lzms-67108864.wim; do
+    name=$(basename "$wim" .wim)
     bytes=$("$ours" "$wim" --sha1 | awk '{print $1}')
     ours_s=$(best_cpu "$ours" "$wim" --sha1)
     wimlib_s=$(best_cpu wimlib-imagex verify "$wim")

@@ -43,6 +43,10 @@ enum Command {
     /// Plan growing the WinRE volume to the free space updates need (exit 0 nothing needed,
     /// 1 a change winre can make offline, 3 manual work, 2 unreadable).
     Plan(cmd::plan::PlanArgs),
+    /// Grow the WinRE volume to the required free space (with --apply; journaled, undoable).
+    Resize(cmd::resize::ResizeArgs),
+    /// Restore an image from the journal of `winre resize`.
+    Undo(cmd::undo::UndoArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +60,8 @@ fn main() -> ExitCode {
         Command::Extract(a) => cmd::extract::run(a),
         Command::Report(c) => cmd::report::run(c),
         Command::Plan(a) => cmd::plan::run(a),
+        Command::Resize(a) => cmd::resize::run(a),
+        Command::Undo(a) => cmd::undo::run(a),
     };
     match result {
         Ok(code) => code,

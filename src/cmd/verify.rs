@@ -134,10 +134,15 @@ fn render_report(r: &VerifyReport) -> String {
             BlobProblem::BadLayout { detail } => format!("bad layout: {detail}"),
             BlobProblem::ReadError { detail } => format!("read error: {detail}"),
         };
-        let meta = f
+        let mut meta = f
             .metadata_of_image
             .map(|i| format!(" (metadata of image {i})"))
             .unwrap_or_default();
+        if let Some(at) = f.offset_in_solid_resource {
+            meta.push_str(&format!(
+                " (in a solid resource, at byte {at} of its uncompressed data)"
+            ));
+        }
         let _ = writeln!(
             out,
             "FAILED blob {} at offset {}{meta}: {what}",

@@ -340,7 +340,10 @@ fn render_info(info: &WimInfo) -> String {
         info.blob_count, info.blob_table_entries
     );
     if info.has_solid_resources {
-        let _ = writeln!(out, "Solid resources:  yes (not readable by this version)");
+        let _ = writeln!(out, "Solid resources:  {}", info.solid_resource_count);
+    }
+    if info.header.pipable {
+        let _ = writeln!(out, "Pipable:          yes (wimlib --pipable)");
     }
     for w in &info.warnings {
         let _ = writeln!(out, "Warning:          {w}");

@@ -132,7 +132,7 @@ pub fn wim_file_versions<R: ReadAt>(wim: &Wim<R>) -> Result<Vec<FileVersion>, St
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 mod tests {
     use super::*;
 

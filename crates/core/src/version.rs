@@ -100,7 +100,7 @@ impl<'de> Deserialize<'de> for WinreVersion {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
     #[test]

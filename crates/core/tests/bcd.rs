@@ -2,7 +2,12 @@
 //! elements are checked against hivexget; the device elements against the values the fixture
 //! script put into them, laid out per ReactOS bl.h and grub4dos/ntloader bcd.c. Synthetic: no
 //! public Windows BCD sample with a clear licence was found.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::path::PathBuf;
 use std::process::Command;

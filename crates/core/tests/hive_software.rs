@@ -1,6 +1,11 @@
 //! WinREVersion and its context from a SOFTWARE-like hive written by hivex, checked against
 //! hivexget's reading of the same hive.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -1,6 +1,11 @@
 //! ReAgent.xml parsing. The inputs are the real Windows 11 file quoted in winre-facts.md section 3
 //! (a forensic capture) and its disabled form; expected values are that file's attribute values.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use winre_core::reagent::{parse_reagent, ReagentError};
 

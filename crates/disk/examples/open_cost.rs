@@ -6,7 +6,8 @@
 #![allow(
     clippy::indexing_slicing,
     clippy::arithmetic_side_effects,
-    clippy::unwrap_used
+    clippy::unwrap_used,
+    clippy::panic
 )]
 
 use std::path::PathBuf;

@@ -151,7 +151,8 @@ fn fat_type(b: &[u8]) -> Option<Filesystem> {
 #[allow(
     clippy::unwrap_used,
     clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
+    clippy::arithmetic_side_effects,
+    clippy::panic
 )]
 mod tests {
     use super::*;

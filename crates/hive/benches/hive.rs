@@ -1,7 +1,7 @@
 //! Hive reading speed on the fixtures of fixtures/make-hives.sh (a 21 MB hivex-written SOFTWARE-like
 //! hive). Also prints how many bytes a WinREVersion lookup reads, to show the hive is never
 //! loaded whole. Run: `cargo bench -p winre-hive`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -1,7 +1,12 @@
 //! winre-hive against libhivex (hivexget, hivexsh, and the python binding via
 //! fixtures/hive-dump.py) on hives written by hivex and on a hand-laid hive with an index root
 //! and big-data segments.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 mod common;
 

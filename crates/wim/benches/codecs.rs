@@ -1,13 +1,14 @@
-//! Decode throughput (MB/s of output) of our XPRESS and LZX decoders on real data: every
+//! Decode throughput (MB/s of output) of our XPRESS, LZX and LZMS decoders on real data: every
 //! compressed chunk of ~64 MiB of /usr/lib/x86_64-linux-gnu captured by wimlib-imagex
-//! (fixtures/make-codec-wims.sh bench). One decoder, one thread, reused across chunks, as a
+//! (fixtures/make-codec-wims.sh bench and lzms-bench). One decoder, one thread, reused across chunks, as a
 //! verify worker uses it. For a comparison with wimlib see benches/codec-vs-wimlib.sh.
 
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
+    clippy::arithmetic_side_effects,
+    clippy::panic
 )]
 
 #[path = "../tests/common/wimchunks.rs"]
@@ -19,15 +20,15 @@ use std::process::Command;
 use std::time::Duration;
 use winre_wim::codec::new_decoder;
 
-fn corpus_dir() -> PathBuf {
+fn corpus_dir(mode: &str) -> PathBuf {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../fixtures/make-codec-wims.sh"
     );
     let out = Command::new(script)
-        .arg("bench")
+        .arg(mode)
         .output()
-        .expect("run fixtures/make-codec-wims.sh bench");
+        .expect("run fixtures/make-codec-wims.sh");
     assert!(
         out.status.success(),
         "make-codec-wims.sh bench failed: {}",
@@ -37,13 +38,20 @@ fn corpus_dir() -> PathBuf {
 }
 
 fn bench_codecs(c: &mut Criterion) {
-    let dir = corpus_dir();
+    let dir = corpus_dir("bench");
+    let lzms_dir = corpus_dir("lzms-bench");
     let mut group = c.benchmark_group("decode");
     group
         .sample_size(10)
         .measurement_time(Duration::from_secs(8))
         .warm_up_time(Duration::from_secs(1));
-    for name in ["lzx-32768", "xpress-32768", "lzx-1048576"] {
+    for (dir, name) in [
+        (&dir, "lzx-32768"),
+        (&dir, "xpress-32768"),
+        (&dir, "lzx-1048576"),
+        (&lzms_dir, "lzms-131072"),
+        (&lzms_dir, "lzms-67108864"),
+    ] {
         let wim = wimchunks::Wim::open(&dir.join(format!("{name}.wim")));
         // Only chunks that need decoding (raw chunks are a copy).
         let chunks: Vec<(Vec<u8>, usize)> = wim

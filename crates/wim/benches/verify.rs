@@ -1,7 +1,7 @@
 //! Whole-file verify throughput on the fixture WIMs (uncompressed, XPRESS, LZX), read from
 //! memory so the figure is the CPU work: integrity table, decoding and SHA-1 of every blob.
 //! Run with `cargo bench -p winre-wim --bench verify`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
 use std::process::Command;

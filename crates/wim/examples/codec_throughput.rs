@@ -1,4 +1,4 @@
-//! Single-threaded decode throughput of our XPRESS/LZX decoders over every compressed chunk of
+//! Single-threaded decode throughput of our XPRESS/LZX/LZMS decoders over every compressed chunk of
 //! the file blobs in a WIM (as written by wimlib-imagex), for benches/codec-vs-wimlib.sh.
 //!
 //!     cargo run --release -p winre-wim --example codec_throughput -- WIM [--sha1] [--repeat N]
@@ -11,7 +11,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
+    clippy::arithmetic_side_effects,
+    clippy::panic
 )]
 
 #[path = "../tests/common/wimchunks.rs"]

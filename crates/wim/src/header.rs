@@ -16,7 +16,9 @@ use crate::{Error, Result};
 pub const HEADER_SIZE: u64 = 208;
 /// Magic of an ordinary WIM.
 pub const WIM_MAGIC: [u8; 8] = *b"MSWIM\0\0\0";
-/// Magic of a wimlib "pipable" WIM (header repeated at the end of the file).
+/// Magic of a wimlib "pipable" WIM. The header at the start of such a file has empty blob
+/// table and XML entries (it was written before them); the complete header, with the same magic,
+/// is the last 208 bytes of the file.
 pub const PIPABLE_MAGIC: [u8; 8] = *b"WLPWM\0\0\0";
 /// Version of ordinary WIMs.
 pub const VERSION_DEFAULT: u32 = 0x10D00;
@@ -149,10 +151,13 @@ pub struct Header {
     pub boot_index: u32,
     /// Where the integrity table is, when there is one.
     pub integrity: Option<ResourceHeader>,
+    /// A wimlib pipable WIM ("WLPWM" magic): its compressed resources keep their chunk table
+    /// at the end and a size before each chunk (see [`crate::resource::ChunkLayout`]).
+    pub pipable: bool,
 }
 
 /// Chunk size limits per compression type, as wimlib accepts them (`wim_ctype_info`).
-fn chunk_size_range(compression: Compression) -> (u32, u32) {
+pub(crate) fn chunk_size_range(compression: Compression) -> (u32, u32) {
     match compression {
         Compression::None => (0, 0),
         Compression::Xpress => (4096, 65536),
@@ -165,16 +170,14 @@ impl TryFrom<&HeaderDisk> for Header {
     type Error = Error;
 
     /// Checks the magic, size, version, part numbers, image count, compression type and chunk
-    /// size. Refuses pipable and split WIMs as unsupported. Positions in the file are checked
-    /// by [`Header::check_within`], which needs the file length.
+    /// size. Refuses split WIMs as unsupported. Positions in the file are checked by
+    /// [`Header::check_within`], which needs the file length. A pipable WIM's header is
+    /// accepted (the caller must take the copy at the end of the file: see
+    /// [`crate::wim::read_header`]).
     fn try_from(disk: &HeaderDisk) -> Result<Self> {
         let corrupt = |offset: u64, detail: String| Error::corrupt("WIM header", offset, detail);
-        if disk.magic == PIPABLE_MAGIC {
-            return Err(Error::Unsupported(
-                "pipable WIM (\"WLPWM\" magic, written by wimlib --pipable)".into(),
-            ));
-        }
-        if disk.magic != WIM_MAGIC {
+        let pipable = disk.magic == PIPABLE_MAGIC;
+        if !pipable && disk.magic != WIM_MAGIC {
             return Err(corrupt(
                 0,
                 format!(
@@ -265,6 +268,7 @@ impl TryFrom<&HeaderDisk> for Header {
                 boot_index
             },
             integrity: (!integrity.is_empty()).then_some(integrity),
+            pipable,
         })
     }
 }
@@ -346,6 +350,8 @@ pub struct HeaderSummary {
     pub boot_metadata: ResourceHeader,
     /// Integrity table location, if any.
     pub integrity: Option<ResourceHeader>,
+    /// A wimlib pipable WIM (header read from the end of the file).
+    pub pipable: bool,
 }
 
 impl From<&Header> for HeaderSummary {
@@ -365,6 +371,7 @@ impl From<&Header> for HeaderSummary {
             xml: h.xml,
             boot_metadata: h.boot_metadata,
             integrity: h.integrity,
+            pipable: h.pipable,
         }
     }
 }
@@ -373,7 +380,8 @@ impl From<&Header> for HeaderSummary {
 #[allow(
     clippy::unwrap_used,
     clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
+    clippy::arithmetic_side_effects,
+    clippy::panic
 )]
 mod tests {
     use super::*;
@@ -406,7 +414,8 @@ mod tests {
         assert!(matches!(Header::parse(&b), Err(Error::Corrupt { .. })));
         let mut b = minimal();
         b[..8].copy_from_slice(&PIPABLE_MAGIC);
-        assert!(matches!(Header::parse(&b), Err(Error::Unsupported(_))));
+        assert!(Header::parse(&b).unwrap().pipable);
+        assert!(!Header::parse(&minimal()).unwrap().pipable);
         let mut b = minimal();
         b[0x2A] = 2;
         assert!(matches!(Header::parse(&b), Err(Error::Unsupported(m)) if m.contains("split")));

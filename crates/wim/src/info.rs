@@ -23,8 +23,10 @@ pub struct WimInfo {
     pub blob_table_entries: usize,
     /// Distinct blobs (metadata included).
     pub blob_count: usize,
-    /// True when some blobs sit in solid resources (not readable yet).
+    /// True when some blobs sit in solid resources.
     pub has_solid_resources: bool,
+    /// Number of solid resources.
+    pub solid_resource_count: usize,
     /// One per image.
     pub images: Vec<ImageInfo>,
     /// Oddities that did not stop reading.
@@ -55,6 +57,7 @@ impl WimInfo {
             blob_table_entries: wim.blob_table().entry_count,
             blob_count: wim.blob_table().blobs.len(),
             has_solid_resources: wim.blob_table().has_solid,
+            solid_resource_count: wim.blob_table().solid_resources.len(),
             images: wim
                 .images()
                 .iter()

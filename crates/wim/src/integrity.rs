@@ -71,6 +71,7 @@ impl IntegrityTable {
             reshdr,
             compression: header.compression,
             chunk_size_bytes: header.chunk_size_bytes,
+            pipable: header.pipable,
         };
         let cap = MAX_INTEGRITY_TABLE_BYTES.min(reader.len());
         let bytes = read_to_vec(reader, &spec, cap, what)?;

@@ -7,8 +7,9 @@
 //! [`Image::open`] reads an image's file tree (security data and dentries), for lookups and
 //! listings.
 //!
-//! Not supported yet (refused with [`Error::Unsupported`], never misread): split WIMs, pipable
-//! WIMs, solid resources (WIM version 0xE00) and LZMS.
+//! Solid resources (WIM version 0xE00, [`solid`]) and wimlib's pipable WIMs are read.
+//! Not supported (refused with [`Error::Unsupported`], never misread): split WIMs, image
+//! metadata inside solid resources, and any codec not built in.
 
 #![forbid(unsafe_code)]
 
@@ -22,6 +23,7 @@ pub mod integrity;
 pub mod metadata;
 pub mod reshdr;
 pub mod resource;
+pub mod solid;
 pub mod verify;
 pub mod version;
 pub mod wim;

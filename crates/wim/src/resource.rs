@@ -7,8 +7,14 @@
 //! is stored raw. Chunks are independent, so they can be decoded in parallel; the chunk table is
 //! read a batch at a time, so memory never grows with the resource.
 //!
-// Sources: wimlib src/resource.c (top comment, `read_compressed_wim_resource`) and
-// include/wimlib/resource.h (`get_chunk_entry_size`).
+//! In a wimlib pipable WIM the same chunk table sits at the *end* of the resource instead, and
+//! each chunk is preceded by a 4-byte copy of its stored size; the table's offsets count only
+//! chunk bytes, as if those 4-byte prefixes were absent. Solid resources have a third layout:
+//! see [`crate::solid`].
+//!
+// Sources: wimlib src/resource.c (top comment, `read_compressed_wim_resource`),
+// include/wimlib/resource.h (`get_chunk_entry_size`, `struct pwm_chunk_hdr`) and src/write.c
+// (`write_pipable_wim`, whose comment describes the pipable layout).
 
 use std::sync::Mutex;
 
@@ -31,6 +37,8 @@ pub struct ResourceSpec {
     pub compression: Compression,
     /// The WIM's chunk size in bytes.
     pub chunk_size_bytes: u32,
+    /// The WIM is pipable (chunk table at the end, a size before each chunk).
+    pub pipable: bool,
 }
 
 /// Where one chunk is stored and how large it is.
@@ -107,6 +115,10 @@ pub struct ChunkLayout {
     pub chunk_size: u64,
     /// Uncompressed size of the resource.
     pub original_size: u64,
+    /// Size of the table (entries for chunks 1..n-1).
+    pub table_len: u64,
+    /// Bytes before each chunk: 4 (its stored size) in a pipable WIM, else 0.
+    pub chunk_header_bytes: u64,
 }
 
 impl ChunkLayout {
@@ -114,7 +126,20 @@ impl ChunkLayout {
     /// Refuses a chunk table that does not fit in the resource, and stored data smaller than
     /// one byte per chunk or larger than the uncompressed size (no chunk may grow).
     pub fn new(reshdr: &ResourceHeader, chunk_size_bytes: u32) -> Result<Self> {
-        let what = "compressed resource";
+        Self::with_format(reshdr, chunk_size_bytes, false)
+    }
+
+    /// The layout of the compressed resource `spec` describes (ordinary or pipable).
+    pub fn for_spec(spec: &ResourceSpec) -> Result<Self> {
+        Self::with_format(&spec.reshdr, spec.chunk_size_bytes, spec.pipable)
+    }
+
+    fn with_format(reshdr: &ResourceHeader, chunk_size_bytes: u32, pipable: bool) -> Result<Self> {
+        let what = if pipable {
+            "compressed resource (pipable)"
+        } else {
+            "compressed resource"
+        };
         let corrupt = |detail: String| Error::corrupt(what, reshdr.offset, detail);
         let chunk_size = u64::from(chunk_size_bytes);
         if chunk_size == 0 || !chunk_size.is_power_of_two() {
@@ -132,9 +157,14 @@ impl ChunkLayout {
             .saturating_sub(1)
             .checked_mul(entry_size)
             .ok_or_else(|| corrupt("chunk table size overflows".into()))?;
-        let data_len = reshdr.size_in_wim.checked_sub(table_bytes).ok_or_else(|| {
+        let chunk_header_bytes: u64 = if pipable { 4 } else { 0 };
+        let overhead = chunk_count
+            .checked_mul(chunk_header_bytes)
+            .and_then(|h| h.checked_add(table_bytes))
+            .ok_or_else(|| corrupt("chunk table size overflows".into()))?;
+        let data_len = reshdr.size_in_wim.checked_sub(overhead).ok_or_else(|| {
             corrupt(format!(
-                "chunk table of {} entries ({table_bytes} bytes) does not fit in the stored size {}",
+                "chunk table of {} entries ({table_bytes} bytes) and {chunk_count} chunk headers of {chunk_header_bytes} bytes do not fit in the stored size {}",
                 chunk_count.saturating_sub(1),
                 reshdr.size_in_wim
             ))
@@ -145,17 +175,28 @@ impl ChunkLayout {
                 reshdr.original_size
             )));
         }
+        let end = reshdr.end(what)?;
+        let (table_offset, data_offset) = if pipable {
+            (end.saturating_sub(table_bytes), reshdr.offset)
+        } else {
+            (
+                reshdr.offset,
+                reshdr
+                    .offset
+                    .checked_add(table_bytes)
+                    .ok_or_else(|| corrupt("offset overflows".into()))?,
+            )
+        };
         Ok(Self {
-            table_offset: reshdr.offset,
+            table_offset,
             entry_size,
-            data_offset: reshdr
-                .offset
-                .checked_add(table_bytes)
-                .ok_or_else(|| corrupt("offset overflows".into()))?,
+            data_offset,
             data_len,
             chunk_count,
             chunk_size,
             original_size: reshdr.original_size,
+            table_len: table_bytes,
+            chunk_header_bytes,
         })
     }
 
@@ -205,7 +246,8 @@ impl ChunkLayout {
         let table_end = self
             .entry_offset(entries_from)
             .saturating_add(raw_len as u64);
-        if table_end > reader.len() || table_end > self.data_offset {
+        if table_end > reader.len() || table_end > self.table_offset.saturating_add(self.table_len)
+        {
             return Err(Fault::Layout(Error::corrupt(
                 "chunk table",
                 self.table_offset,
@@ -275,9 +317,14 @@ impl ChunkLayout {
                     "stored size {stored}, expected 1..={original_len}"
                 )));
             }
+            // In a pipable resource, chunk i has i + 1 size prefixes before its bytes.
+            let prefixes = i.saturating_add(1).saturating_mul(self.chunk_header_bytes);
             spans.push(ChunkSpan {
                 index: i,
-                offset: self.data_offset.saturating_add(start),
+                offset: self
+                    .data_offset
+                    .saturating_add(start)
+                    .saturating_add(prefixes),
                 stored_len: usize::try_from(stored).unwrap_or(usize::MAX),
                 original_len,
             });
@@ -326,7 +373,7 @@ impl DecoderPool {
 }
 
 /// Decodes one chunk from `input` (its stored bytes) into `output` (its uncompressed length).
-fn decode_chunk(
+pub(crate) fn decode_chunk(
     span: &ChunkSpan,
     input: &[u8],
     output: &mut [u8],
@@ -362,7 +409,7 @@ fn check_spec(spec: &ResourceSpec) -> Result<(), Fault> {
     Ok(())
 }
 
-fn read_fault(e: std::io::Error) -> Fault {
+pub(crate) fn read_fault(e: std::io::Error) -> Fault {
     Fault::Read(Error::Io(e))
 }
 
@@ -400,7 +447,7 @@ pub fn stream<R: ReadAt + ?Sized>(
         }
         return Ok(());
     }
-    let layout = ChunkLayout::new(reshdr, spec.chunk_size_bytes).map_err(Fault::Layout)?;
+    let layout = ChunkLayout::for_spec(spec).map_err(Fault::Layout)?;
     let pool = pool.ok_or_else(|| {
         Fault::Unsupported(Error::Unsupported(
             "no decoder given for a compressed resource".into(),
@@ -440,7 +487,7 @@ pub fn stream_parallel<R: ReadAt + ?Sized>(
     spec.reshdr
         .check_within("resource", reader.len())
         .map_err(Fault::Layout)?;
-    let layout = ChunkLayout::new(&spec.reshdr, spec.chunk_size_bytes).map_err(Fault::Layout)?;
+    let layout = ChunkLayout::for_spec(spec).map_err(Fault::Layout)?;
     let batch = u64::try_from(batch_chunks.max(1)).unwrap_or(1);
     let chunk = usize::try_from(layout.chunk_size).unwrap_or(usize::MAX);
     let new_bufs = || {

@@ -6,8 +6,13 @@
 //! (SHA-1 is sequential) while the next batch decodes. Each worker owns its decoder (from a
 //! [`DecoderPool`]) and buffers, so memory is bounded by workers x chunk size x a small batch
 //! factor, whatever the size of the WIM.
+//!
+//! A solid resource is decoded once, its chunks in parallel batches the same way, and its bytes
+//! are handed in order to the blobs that lie in them (a blob may start and end anywhere, and
+//! straddle chunks); each blob is hashed as its bytes go by. A chunk that cannot be read or
+//! decoded fails every blob it holds part of, and the other chunks are still checked.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
@@ -20,7 +25,8 @@ use crate::codec::Compression;
 use crate::digest::Sha1Digest;
 use crate::integrity::{IntegrityFailure, IntegrityTable};
 use crate::metadata::usage::{stream_uses, StreamUse};
-use crate::resource::{self, ChunkLayout, DecoderPool, Fault, ResourceSpec};
+use crate::resource::{self, ChunkLayout, ChunkSpan, DecoderPool, Fault, ResourceSpec};
+use crate::solid::{self, SolidChunks};
 use crate::wim::{read_header, Wim};
 use crate::{Error, Result};
 
@@ -82,12 +88,16 @@ pub struct IntegrityReport {
 pub struct BlobFailure {
     /// The SHA-1 the blob table records.
     pub sha1: Sha1Digest,
-    /// Offset of its resource.
+    /// Offset of its resource (for a blob in a solid resource: of the stored chunks that hold
+    /// it, or of the solid resource when its chunk table is unreadable).
     pub offset: u64,
-    /// Stored size.
+    /// Stored size (for a blob in a solid resource: of those chunks, or of the resource).
     pub size_in_wim: u64,
     /// Uncompressed size.
     pub original_size: u64,
+    /// For a blob in a solid resource: its offset in the resource's uncompressed bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset_in_solid_resource: Option<u64>,
     /// The image whose metadata this is, if it is metadata.
     pub metadata_of_image: Option<u32>,
     /// What failed.
@@ -137,7 +147,7 @@ pub struct VerifyOptions {
 
 /// Verifies the WIM in `reader` on the current rayon pool (use `ThreadPool::install` to choose
 /// the number of threads). Returns Err only when the file cannot be checked at all: no readable
-/// header, or a feature not supported (split, pipable, solid, or a codec not built in).
+/// header, or a feature not supported (split WIMs, or a codec not built in).
 /// Corruption anywhere else, including an unreadable blob table or XML, is reported in the
 /// [`VerifyReport`]. `progress` is called from worker threads.
 pub fn verify<R: ReadAt>(
@@ -156,15 +166,22 @@ pub fn verify<R: ReadAt>(
     if let Err(Error::Unsupported(m)) = &opened {
         return Err(Error::Unsupported(m.clone()));
     }
-    if let Ok(wim) = &opened {
-        if wim.blob_table().has_solid {
-            return Err(Error::Unsupported("solid resources (WIM version 0xE00, e.g. ESD or --solid); verify cannot read them yet".into()));
-        }
-    }
-    let blobs: Vec<BlobEntry> = opened
+    let all_blobs: Vec<BlobEntry> = opened
         .as_ref()
         .map(|w| w.blob_table().blobs.clone())
         .unwrap_or_default();
+    let (solid_blobs, blobs): (Vec<BlobEntry>, Vec<BlobEntry>) =
+        all_blobs.iter().partition(|b| b.solid.is_some());
+    // Stored bytes of the solid resources that hold blobs, for progress.
+    let solid_stored_bytes = opened.as_ref().map_or(0, |w| {
+        let used: std::collections::BTreeSet<usize> = solid_blobs
+            .iter()
+            .filter_map(|b| b.solid.map(|p| p.resource))
+            .collect();
+        used.iter()
+            .filter_map(|&i| w.blob_table().solid_resources.get(i))
+            .fold(0u64, |sum, r| sum.saturating_add(r.size_in_wim))
+    });
     let pool = if header.compression != Compression::None
         && blobs.iter().any(|b| b.reshdr.is_compressed())
     {
@@ -180,9 +197,10 @@ pub fn verify<R: ReadAt>(
         Ok(Some(t)) => t.covered_bytes(),
         _ => 0,
     };
-    let total_bytes = blobs.iter().fold(integrity_bytes, |sum, b| {
-        sum.saturating_add(b.reshdr.size_in_wim)
-    });
+    let total_bytes = blobs.iter().fold(
+        integrity_bytes.saturating_add(solid_stored_bytes),
+        |sum, b| sum.saturating_add(b.reshdr.size_in_wim),
+    );
     let done = AtomicU64::new(0);
     let advance = |n: u64| {
         let done_bytes = done.fetch_add(n, Ordering::Relaxed).saturating_add(n);
@@ -212,7 +230,11 @@ pub fn verify<R: ReadAt>(
 
     let (structure_error, mut failures) = match &opened {
         Err(e) => (Some(e.to_string()), Vec::new()),
-        Ok(wim) => (None, check_blobs(wim, &blobs, pool.as_ref(), &advance)),
+        Ok(wim) => {
+            let mut failures = check_blobs(wim, &blobs, pool.as_ref(), &advance);
+            failures.extend(check_solid(wim, &solid_blobs, &advance)?);
+            (None, failures)
+        }
     };
     // Point each failed blob at the failed integrity windows it overlaps.
     if let Some(report) = &integrity {
@@ -231,9 +253,9 @@ pub fn verify<R: ReadAt>(
         Ok(wim) => attach_paths(wim, &mut failures),
         Err(_) => Vec::new(),
     };
-    let bytes_checked = blobs
+    let bytes_checked = all_blobs
         .iter()
-        .fold(0u64, |s, b| s.saturating_add(b.reshdr.original_size));
+        .fold(0u64, |s, b| s.saturating_add(b.size_bytes()));
     let integrity_ok = integrity
         .as_ref()
         .is_none_or(|i| i.table_error.is_none() && i.failures.is_empty());
@@ -242,7 +264,7 @@ pub fn verify<R: ReadAt>(
         intact: integrity_ok && structure_error.is_none() && failures.is_empty(),
         integrity,
         structure_error,
-        blobs_checked: blobs.len() as u64,
+        blobs_checked: all_blobs.len() as u64,
         bytes_checked,
         failures,
         path_errors,
@@ -266,8 +288,7 @@ fn attach_paths<R: ReadAt>(wim: &Wim<R>, failures: &mut [BlobFailure]) -> Vec<St
 
 fn is_large(spec: &ResourceSpec) -> bool {
     spec.reshdr.is_compressed()
-        && ChunkLayout::new(&spec.reshdr, spec.chunk_size_bytes)
-            .is_ok_and(|l| l.chunk_count >= LARGE_BLOB_CHUNKS)
+        && ChunkLayout::for_spec(spec).is_ok_and(|l| l.chunk_count >= LARGE_BLOB_CHUNKS)
 }
 
 fn check_blobs<R: ReadAt>(
@@ -291,13 +312,7 @@ fn check_blobs<R: ReadAt>(
             judge(wim, blob, result, hasher)
         })
         .collect();
-    let threads = u64::try_from(rayon::current_num_threads()).unwrap_or(1);
-    let chunk_size = u64::from(wim.header().chunk_size_bytes).max(1);
-    let batch = threads
-        .saturating_mul(CHUNKS_PER_WORKER)
-        .min(BATCH_BYTES.checked_div(chunk_size).unwrap_or(1))
-        .max(threads)
-        .max(1);
+    let batch = batch_chunks(wim.header().chunk_size_bytes.into());
     for blob in large {
         let spec = wim.spec(blob.reshdr);
         let Some(pool) = pool else { continue };
@@ -306,29 +321,219 @@ fn check_blobs<R: ReadAt>(
         let total = blob.reshdr.original_size.max(1);
         let stored = blob.reshdr.size_in_wim;
         let mut reported = 0u64;
-        let result = resource::stream_parallel(
-            wim.reader(),
-            &spec,
-            pool,
-            usize::try_from(batch).unwrap_or(1),
-            |bytes| {
-                hasher.update(bytes);
-                fed = fed.saturating_add(bytes.len() as u64);
-                // Report stored bytes in proportion to the uncompressed bytes hashed.
-                let now = u128::from(stored)
-                    .saturating_mul(u128::from(fed))
-                    .checked_div(u128::from(total))
-                    .and_then(|n| u64::try_from(n).ok())
-                    .unwrap_or(stored);
-                advance(now.saturating_sub(reported));
-                reported = now;
-                Ok(())
-            },
-        );
+        let result = resource::stream_parallel(wim.reader(), &spec, pool, batch, |bytes| {
+            hasher.update(bytes);
+            fed = fed.saturating_add(bytes.len() as u64);
+            // Report stored bytes in proportion to the uncompressed bytes hashed.
+            let now = u128::from(stored)
+                .saturating_mul(u128::from(fed))
+                .checked_div(u128::from(total))
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(stored);
+            advance(now.saturating_sub(reported));
+            reported = now;
+            Ok(())
+        });
         advance(stored.saturating_sub(reported));
         failures.extend(judge(wim, blob, result, hasher));
     }
     failures
+}
+
+/// Chunks per parallel batch for chunks of `chunk_size` bytes: a few per worker, fewer when
+/// chunks are large ([`BATCH_BYTES`]), never fewer than the workers.
+fn batch_chunks(chunk_size: u64) -> usize {
+    let threads = u64::try_from(rayon::current_num_threads()).unwrap_or(1);
+    let batch = threads
+        .saturating_mul(CHUNKS_PER_WORKER)
+        .min(BATCH_BYTES.checked_div(chunk_size.max(1)).unwrap_or(1))
+        .max(threads)
+        .max(1);
+    usize::try_from(batch).unwrap_or(1)
+}
+
+/// One blob of a solid resource being hashed as the resource's bytes go by.
+struct SolidBlobCheck<'a> {
+    blob: &'a BlobEntry,
+    start: u64,
+    end: u64,
+    hasher: sha1::Sha1,
+    problem: Option<BlobProblem>,
+    /// Stored bytes of the chunks that hold it: (first offset, end).
+    stored: Option<(u64, u64)>,
+}
+
+/// Verifies the blobs that live in solid resources: each resource decoded once. Returns Err only
+/// for a resource whose codec is not supported.
+fn check_solid<R: ReadAt>(
+    wim: &Wim<R>,
+    blobs: &[BlobEntry],
+    advance: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<BlobFailure>> {
+    let mut by_resource: BTreeMap<usize, Vec<&BlobEntry>> = BTreeMap::new();
+    for b in blobs {
+        if let Some(p) = b.solid {
+            by_resource.entry(p.resource).or_default().push(b);
+        }
+    }
+    let mut failures = Vec::new();
+    for (index, mut list) in by_resource {
+        list.sort_by_key(|b| b.solid.map_or(0, |p| p.offset_bytes));
+        let stored_total = wim
+            .blob_table()
+            .solid_resources
+            .get(index)
+            .map_or(0, |r| r.size_in_wim);
+        let loaded = wim
+            .solid_chunks(index)
+            .and_then(|c| wim.solid_pool(index).map(|p| (c, p)));
+        let (chunks, pool) = match loaded {
+            Ok(x) => x,
+            Err(Fault::Unsupported(e)) => return Err(e),
+            Err(fault) => {
+                let problem = problem_of(&fault);
+                failures.extend(
+                    list.iter()
+                        .map(|b| solid_failure(wim, b, index, None, problem.clone())),
+                );
+                advance(stored_total);
+                continue;
+            }
+        };
+        let mut checks: Vec<SolidBlobCheck> = list
+            .iter()
+            .map(|b| {
+                let start = b.solid.map_or(0, |p| p.offset_bytes);
+                SolidBlobCheck {
+                    blob: b,
+                    start,
+                    end: start.saturating_add(b.size_bytes()),
+                    hasher: sha1::Sha1::new(),
+                    problem: None,
+                    stored: None,
+                }
+            })
+            .collect();
+        let mut cursor = 0usize;
+        let mut fed = 0u64;
+        solid::decode_parallel(
+            wim.reader(),
+            &chunks,
+            &pool,
+            batch_chunks(chunks.chunk_size),
+            |span, result| {
+                fed = fed.saturating_add(span.stored_len as u64);
+                advance(span.stored_len as u64);
+                cursor = feed_solid_chunk(&chunks, &mut checks, cursor, span, result);
+            },
+        );
+        advance(stored_total.saturating_sub(fed));
+        failures.extend(checks.into_iter().filter_map(|c| {
+            let problem = match c.problem {
+                Some(p) => p,
+                None => {
+                    let actual = Sha1Digest(c.hasher.finalize().into());
+                    if actual == c.blob.sha1 {
+                        return None;
+                    }
+                    BlobProblem::HashMismatch { actual }
+                }
+            };
+            Some(solid_failure(wim, c.blob, index, c.stored, problem))
+        }));
+    }
+    Ok(failures)
+}
+
+/// Hands one decoded (or failed) chunk to the blobs that hold part of it, from `cursor` (the
+/// first blob not yet complete); returns the new cursor.
+fn feed_solid_chunk(
+    chunks: &SolidChunks,
+    checks: &mut [SolidBlobCheck],
+    cursor: usize,
+    span: &ChunkSpan,
+    result: Result<&[u8], Fault>,
+) -> usize {
+    let chunk_start = chunks.chunk_start(span.index);
+    let chunk_end = chunk_start.saturating_add(span.original_len as u64);
+    let stored_end = span.offset.saturating_add(span.stored_len as u64);
+    let problem = result.as_ref().err().map(problem_of);
+    let mut next = cursor;
+    for check in checks.iter_mut().skip(cursor) {
+        if check.start >= chunk_end {
+            break;
+        }
+        if check.end <= chunk_start {
+            next = next.saturating_add(1);
+            continue;
+        }
+        check.stored = Some(match check.stored {
+            Some((first, _)) => (first, stored_end),
+            None => (span.offset, stored_end),
+        });
+        match (&result, &problem) {
+            (Ok(bytes), _) if check.problem.is_none() => {
+                let lo = usize::try_from(check.start.max(chunk_start).saturating_sub(chunk_start))
+                    .unwrap_or(0);
+                let hi = usize::try_from(check.end.min(chunk_end).saturating_sub(chunk_start))
+                    .unwrap_or(0);
+                check.hasher.update(bytes.get(lo..hi).unwrap_or_default());
+            }
+            (Err(_), Some(p)) if check.problem.is_none() => check.problem = Some(p.clone()),
+            _ => {}
+        }
+        if check.end <= chunk_end {
+            next = next.saturating_add(1);
+        }
+    }
+    next
+}
+
+fn solid_failure<R: ReadAt>(
+    wim: &Wim<R>,
+    blob: &BlobEntry,
+    resource: usize,
+    stored: Option<(u64, u64)>,
+    problem: BlobProblem,
+) -> BlobFailure {
+    let res = wim.blob_table().solid_resources.get(resource);
+    let (offset, size_in_wim) = match (stored, res) {
+        (Some((first, end)), _) => (first, end.saturating_sub(first)),
+        (None, Some(r)) => (r.offset, r.size_in_wim),
+        (None, None) => (0, 0),
+    };
+    BlobFailure {
+        sha1: blob.sha1,
+        offset,
+        size_in_wim,
+        original_size: blob.size_bytes(),
+        offset_in_solid_resource: blob.solid.map(|p| p.offset_bytes),
+        metadata_of_image: None,
+        problem,
+        integrity_chunks: Vec::new(),
+        used_by: Vec::new(),
+    }
+}
+
+/// What a fault means for the blobs it touches.
+fn problem_of(fault: &Fault) -> BlobProblem {
+    match fault {
+        Fault::Decode {
+            chunk,
+            offset,
+            detail,
+        } => BlobProblem::DecodeError {
+            chunk: *chunk,
+            offset: *offset,
+            detail: detail.clone(),
+        },
+        Fault::Layout(e) => BlobProblem::BadLayout {
+            detail: e.to_string(),
+        },
+        Fault::Read(e) | Fault::Unsupported(e) => BlobProblem::ReadError {
+            detail: e.to_string(),
+        },
+    }
 }
 
 fn judge<R: ReadAt>(
@@ -345,21 +550,7 @@ fn judge<R: ReadAt>(
             }
             BlobProblem::HashMismatch { actual }
         }
-        Err(Fault::Decode {
-            chunk,
-            offset,
-            detail,
-        }) => BlobProblem::DecodeError {
-            chunk,
-            offset,
-            detail,
-        },
-        Err(Fault::Layout(e)) => BlobProblem::BadLayout {
-            detail: e.to_string(),
-        },
-        Err(Fault::Read(e)) | Err(Fault::Unsupported(e)) => BlobProblem::ReadError {
-            detail: e.to_string(),
-        },
+        Err(fault) => problem_of(&fault),
     };
     let metadata_of_image = wim
         .blob_table()
@@ -372,6 +563,7 @@ fn judge<R: ReadAt>(
         offset: blob.reshdr.offset,
         size_in_wim: blob.reshdr.size_in_wim,
         original_size: blob.reshdr.original_size,
+        offset_in_solid_resource: None,
         metadata_of_image,
         problem,
         integrity_chunks: Vec::new(),

@@ -389,7 +389,8 @@ fn image(index: u32, node: roxmltree::Node) -> ImageXml {
 #[allow(
     clippy::unwrap_used,
     clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
+    clippy::arithmetic_side_effects,
+    clippy::panic
 )]
 mod tests {
     use super::*;

@@ -555,6 +555,8 @@ impl<'v> Planner<'v> {
         wim_size: u64,
     ) -> Result<()> {
         self.plan.case = case;
+        // A new volume's free space depends on how Windows formats it: not predicted.
+        self.plan.free_after_bytes = None;
         let required = self.plan.required_free_bytes;
         // Microsoft's rule 2: the old partition's size plus the required free space; with no
         // old partition, Winre.wim plus the free space plus room for the new volume's metadata.

@@ -281,7 +281,8 @@ fn long_name(file: &NtfsFile, fs: &mut NtfsCursor) -> Option<NtfsFileName> {
 #[allow(
     clippy::unwrap_used,
     clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
+    clippy::arithmetic_side_effects,
+    clippy::panic
 )]
 mod tests {
     use super::*;

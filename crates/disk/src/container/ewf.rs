@@ -605,7 +605,7 @@ fn walk_segment(
 }
 
 /// Reads a table (or table2) section whose descriptor is at `section_offset`, appending its
-/// chunks to `state`.
+/// chunks to `state` once every entry has been checked (a failing table appends nothing).
 fn read_table(
     segment_index: u16,
     file: &FileReader,
@@ -708,8 +708,11 @@ fn read_table(
         .chunk_bytes
         .saturating_mul(2)
         .saturating_add(COMPRESSED_SLACK_BYTES);
+    // Checked into a list of our own, appended only when the whole table is good, so a failing
+    // table never leaves half its chunks in the set.
+    let mut chunks = Vec::with_capacity(offsets.len());
     for (i, &(offset, compressed)) in offsets.iter().enumerate() {
-        let chunk_index = state.chunks.len() as u64;
+        let chunk_index = (first_chunk as u64).saturating_add(i as u64);
         let entry_offset = entries_at.saturating_add((i as u64).saturating_mul(4));
         let end = match offsets.get(i.saturating_add(1)) {
             Some(&(next, _)) => next,
@@ -742,13 +745,14 @@ fn read_table(
                 format!("{stored} bytes stored at offset {offset}, {needed} needed"),
             ));
         }
-        state.chunks.push(Chunk {
+        chunks.push(Chunk {
             offset,
             stored_bytes: u32::try_from(stored).unwrap_or(u32::MAX),
             segment: segment_index,
             compressed,
         });
     }
+    state.chunks.append(&mut chunks);
     Ok(())
 }
 
@@ -927,7 +931,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
 
     #[test]

@@ -158,7 +158,8 @@ pub fn detect(file: &dyn ReadAt) -> Result<Format> {
 #[allow(
     clippy::unwrap_used,
     clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
+    clippy::arithmetic_side_effects,
+    clippy::panic
 )]
 mod tests {
     use super::*;

@@ -21,7 +21,7 @@ use zerocopy::big_endian::{U32, U64};
 use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
 
 use super::lru_cache::LruCache;
-use super::mapped::{MappedReader, Mapper, Mapping, Run};
+use super::mapped::{bit_run, BitOrder, MappedReader, Mapper, Mapping, Run};
 use super::{ContainerInfo, Disk, Format, OpenOptions, VHD_COOKIE};
 use crate::{Error, Result};
 
@@ -481,18 +481,6 @@ struct Bitmap {
     all_set: bool,
 }
 
-impl Bitmap {
-    /// Bit for `sector`, most significant bit of byte 0 first.
-    fn is_set(&self, sector: u64) -> bool {
-        let byte = usize::try_from(sector / 8)
-            .ok()
-            .and_then(|i| self.bits.get(i))
-            .copied()
-            .unwrap_or(0);
-        byte & (0x80 >> (sector % 8)) != 0
-    }
-}
-
 /// Guest-to-file map of a dynamic or differencing VHD.
 struct BlockMap {
     file: Arc<dyn ReadAt>,
@@ -585,11 +573,7 @@ impl Mapper for BlockMap {
         }
         let first = within / SECTOR_BYTES;
         let sectors = block_guest_bytes.div_ceil(SECTOR_BYTES);
-        let set = bitmap.is_set(first);
-        let mut end = first.saturating_add(1);
-        while end < sectors && bitmap.is_set(end) == set {
-            end = end.saturating_add(1);
-        }
+        let (set, end) = bit_run(&bitmap.bits, BitOrder::MsbFirst, first, sectors);
         let len = end
             .saturating_mul(SECTOR_BYTES)
             .min(block_guest_bytes)

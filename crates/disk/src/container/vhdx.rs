@@ -22,7 +22,7 @@ use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
 
 use super::crc32c::crc32c;
 use super::lru_cache::LruCache;
-use super::mapped::{MappedReader, Mapper, Mapping, Run};
+use super::mapped::{bit_run, BitOrder, MappedReader, Mapper, Mapping, Run};
 use super::{ContainerInfo, Disk, Format, OpenOptions};
 use crate::guid::Guid;
 use crate::{Error, Result};
@@ -835,19 +835,9 @@ impl Mapper for BlockMap {
             PAYLOAD_BLOCK_PARTIALLY_PRESENT if self.differencing => {
                 check_host()?;
                 let bits = self.bitmap_for(block)?;
-                let bit = |sector: u64| {
-                    usize::try_from(sector / 8)
-                        .ok()
-                        .and_then(|i| bits.get(i))
-                        .is_some_and(|b| b & (1 << (sector % 8)) != 0)
-                };
                 let first = within.checked_div(self.sector_bytes).unwrap_or(0);
                 let sectors = block_guest_bytes.div_ceil(self.sector_bytes);
-                let set = bit(first);
-                let mut end = first.saturating_add(1);
-                while end < sectors && bit(end) == set {
-                    end = end.saturating_add(1);
-                }
+                let (set, end) = bit_run(&bits, BitOrder::LsbFirst, first, sectors);
                 let len = end
                     .saturating_mul(self.sector_bytes)
                     .min(block_guest_bytes)

@@ -632,7 +632,8 @@ fn check_backup(disk: &dyn ReadAt, gpt: &mut Gpt) {
 #[allow(
     clippy::unwrap_used,
     clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
+    clippy::arithmetic_side_effects,
+    clippy::panic
 )]
 mod tests {
     use super::*;

@@ -405,7 +405,8 @@ fn assign_stream_kinds(attributes: u32, hashes: Vec<(Option<String>, Sha1Digest)
 #[allow(
     clippy::unwrap_used,
     clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
+    clippy::arithmetic_side_effects,
+    clippy::panic
 )]
 mod tests {
     use super::*;

@@ -9,7 +9,8 @@
     dead_code,
     clippy::unwrap_used,
     clippy::expect_used,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    clippy::panic
 )]
 #![allow(clippy::arithmetic_side_effects)]
 

@@ -31,6 +31,10 @@ pub(super) struct AdaptiveCode {
     /// Count of each symbol since the last rebuild (plus what the halving kept).
     freqs: Box<[u32; SCRATCH]>,
     lens: Box<[u8; SCRATCH]>,
+    /// The lengths `table` was built from, for `table_syms` symbols (0: not built). A rebuild
+    /// often gives the same lengths again; then the table is kept.
+    table_lens: Box<[u8; SCRATCH]>,
+    table_syms: usize,
     num_syms: usize,
     rebuild_every: u32,
     until_rebuild: u32,
@@ -58,6 +62,8 @@ impl AdaptiveCode {
             table: DecodeTable::new(max_syms, table_bits, MAX_CODEWORD_LEN),
             freqs: Box::new([0; SCRATCH]),
             lens: Box::new([0; SCRATCH]),
+            table_lens: Box::new([0; SCRATCH]),
+            table_syms: 0,
             num_syms: 0,
             rebuild_every,
             until_rebuild: rebuild_every,
@@ -116,7 +122,17 @@ impl AdaptiveCode {
         } else {
             code_lengths(freqs, lens, &mut self.scratch);
         }
-        self.table.build(lens)
+        let Some(built) = self.table_lens.get_mut(..n) else {
+            return Err(CodeError::Incomplete);
+        };
+        if self.table_syms == n && built == lens {
+            return Ok(());
+        }
+        self.table_syms = 0;
+        self.table.build(lens)?;
+        built.copy_from_slice(lens);
+        self.table_syms = n;
+        Ok(())
     }
 }
 
@@ -257,7 +273,8 @@ fn sort_by_count(freqs: &[u32], s: &mut Scratch) {
 #[allow(
     clippy::unwrap_used,
     clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
+    clippy::arithmetic_side_effects,
+    clippy::panic
 )]
 mod tests {
     use super::*;

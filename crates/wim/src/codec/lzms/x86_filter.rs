@@ -120,32 +120,43 @@ impl X86Filter {
     }
 }
 
-/// Whether a byte can start an instruction the filter looks at.
+/// Bytes that can start an instruction the filter looks at, found eight at a time: a byte is
+/// a candidate when it is 48 or 4C, E8 or E9, F0, or FF.
 #[inline(always)]
-fn is_candidate(b: u8) -> bool {
-    // 48 or 4C; E8 or E9; F0; FF.
-    b & 0xFB == 0x48 || b & 0xFE == 0xE8 || b == 0xF0 || b == 0xFF
+fn candidate_mask(x: u64) -> u64 {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const fn splat(b: u8) -> u64 {
+        u64::from_ne_bytes([b; 8])
+    }
+    // High bit of each byte set when that byte of `v` is not zero (exact, no carries between
+    // bytes: (v & 7F) + 7F <= FE).
+    let nonzero = |v: u64| ((v & LOW7).wrapping_add(LOW7) | v) & HIGH;
+    let not_48_4c = nonzero((x & splat(0xFB)) ^ splat(0x48));
+    let not_e8_e9 = nonzero((x & splat(0xFE)) ^ splat(0xE8));
+    let not_f0 = nonzero(x ^ splat(0xF0));
+    let not_ff = nonzero(!x);
+    HIGH & !(not_48_4c & not_e8_e9 & not_f0 & not_ff)
 }
 
-/// The first candidate position at or after `i`, or `end`.
+/// The first candidate position at or after `i` and below `end` (`end` + 8 <= `data.len()`),
+/// or `end`.
 #[inline(always)]
 fn next_candidate(data: &[u8], mut i: usize, end: usize) -> usize {
-    // Skip 16 bytes at a time where none is a candidate (the test vectorises).
-    while let Some(block) = data
-        .get(i..i.wrapping_add(16))
-        .filter(|_| i.wrapping_add(16) <= end)
-    {
-        if !block.iter().fold(false, |any, &b| any | is_candidate(b)) {
-            i = i.wrapping_add(16);
-            continue;
-        }
-        break;
-    }
     while i < end {
-        if data.get(i).copied().is_some_and(is_candidate) {
-            return i;
+        let Some(bytes) = data
+            .get(i..i.wrapping_add(8))
+            .and_then(|s| <[u8; 8]>::try_from(s).ok())
+        else {
+            return end;
+        };
+        let mask = candidate_mask(u64::from_le_bytes(bytes));
+        if mask != 0 {
+            return i
+                .wrapping_add((mask.trailing_zeros() >> 3) as usize)
+                .min(end);
         }
-        i = i.wrapping_add(1);
+        i = i.wrapping_add(8);
     }
     end
 }
@@ -154,7 +165,8 @@ fn next_candidate(data: &[u8], mut i: usize, end: usize) -> usize {
 #[allow(
     clippy::unwrap_used,
     clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
+    clippy::arithmetic_side_effects,
+    clippy::panic
 )]
 mod tests {
     use super::*;

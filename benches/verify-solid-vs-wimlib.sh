@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Times `winre verify` against `wimlib-imagex verify` on one solid LZMS WIM of at least 200 MB
+# (built by fixtures/make-bench-solid.sh: shared libraries and documentation in 64 MiB LZMS
+# chunks) and prints the ratio, the peak RSS of each, and the load average while measuring.
+#
+# winre decodes the solid resource's chunks in parallel (bounded: a few chunks per worker) and
+# hashes each blob in order; wimlib-imagex verify decodes the chunks one after another.
+# Needs: wimtools, hyperfine, /usr/bin/time, python3, and a release build (the script runs
+# `cargo build --release`).
+#
+# Usage: benches/verify-solid-vs-wimlib.sh [RUNS]      (default 3 runs each, after one warm-up)
+# Target: winre at least 1.5x faster than wimlib-imagex on 2 cores.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+runs="${1:-3}"
+for tool in wimlib-imagex hyperfine python3 /usr/bin/time; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "verify-solid-vs-wimlib.sh: '$tool' is missing (apt: wimtools hyperfine time python3)" >&2; exit 1; }
+done
+wim="$(bash "$here/fixtures/make-bench-solid.sh")"
+size=$(stat -c %s "$wim")
+
+(cd "$here" && cargo build --release --quiet)
+winre="$here/target/release/winre"
+# Both must agree that the WIM is intact before timing them.
+"$winre" verify "$wim" >/dev/null
+wimlib-imagex verify "$wim" >/dev/null 2>&1
+
+echo "WIM: $wim ($((size / 1000000)) MB, solid LZMS, $(nproc) cores)"
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+json="$(mktemp)"
+trap 'rm -f "$json"' EXIT
+hyperfine --warmup 1 --runs "$runs" --export-json "$json" \
+    -n winre "$winre verify $wim" \
+    -n wimlib "wimlib-imagex verify $wim"
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+rss() { /usr/bin/time -v "$@" 2>&1 >/dev/null | awk -F': ' '/Maximum resident set size/{print $2}'; }
+winre_rss=$(rss "$winre" verify "$wim")
+wimlib_rss=$(rss wimlib-imagex verify "$wim")
+
+python3 - "$json" "$winre_rss" "$wimlib_rss" <<'PY'
+import json, sys
+results = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
+w, l = results["winre"]["mean"], results["wimlib"]["mean"]
+print(f"winre verify:          {w:.2f} s (mean)   peak RSS {int(sys.argv[2]) / 1024:.0f} MiB")
+print(f"wimlib-imagex verify:  {l:.2f} s (mean)   peak RSS {int(sys.argv[3]) / 1024:.0f} MiB")
+print(f"speed-up: {l / w:.2f}x (target >= 1.5x on 2 cores)")
+PY
