@@ -118,3 +118,39 @@ pub fn tree_fixtures() -> PathBuf {
     );
     PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
+
+/// The non-empty files `wimlib-imagex apply` writes for image `index` of `wim`, with their bytes
+/// (the oracle the decoding tests compare blobs with).
+pub fn wimlib_applied_files(wim: &Path, index: u32) -> Vec<(PathBuf, Vec<u8>)> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("x");
+    run(
+        "wimlib-imagex",
+        &[
+            "apply",
+            wim.to_str().unwrap(),
+            &index.to_string(),
+            dest.to_str().unwrap(),
+        ],
+    );
+    let mut files = Vec::new();
+    walk(&dest, &mut files);
+    files
+        .into_iter()
+        .map(|f| {
+            let bytes = std::fs::read(&f).unwrap();
+            (f, bytes)
+        })
+        .filter(|(_, bytes)| !bytes.is_empty())
+        .collect()
+}

@@ -67,17 +67,6 @@ fn open(path: &Path) -> Wim<FileReader> {
     Wim::open(FileReader::open(path).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            walk(&path, out);
-        } else {
-            out.push(path);
-        }
-    }
-}
-
 fn streamed(wim: &Wim<impl winre_readat::ReadAt>, blob: &BlobEntry) -> Vec<u8> {
     let mut out = Vec::new();
     let mut pieces = 0;
@@ -101,25 +90,8 @@ fn every_file_reads_like_wimlib_apply() {
             wim.blob_table().blobs.iter().map(|b| (b.sha1, b)).collect();
         let mut seen = BTreeSet::new();
         for image in wim.images() {
-            let out = tempfile::tempdir().unwrap();
-            let dest = out.path().join("x");
-            run(
-                "wimlib-imagex",
-                &[
-                    "apply",
-                    path.to_str().unwrap(),
-                    &image.index.to_string(),
-                    dest.to_str().unwrap(),
-                ],
-            );
-            let mut files = Vec::new();
-            walk(&dest, &mut files);
             let mut checked = 0;
-            for file in files {
-                let theirs = std::fs::read(&file).unwrap();
-                if theirs.is_empty() {
-                    continue;
-                }
+            for (file, theirs) in wimlib_applied_files(&path, image.index) {
                 let blob = by_hash
                     .get(&Sha1Digest::of(&theirs))
                     .unwrap_or_else(|| panic!("{name}: no blob for {}", file.display()));
