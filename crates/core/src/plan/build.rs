@@ -450,12 +450,7 @@ impl<'v> Planner<'v> {
                     }
                 }
             }
-            let (first, last) = self.lbas(os.start_bytes, new_os_size);
-            steps.push(Step::SetPartitionExtent {
-                partition: os.number,
-                start_lba: first,
-                end_lba: last,
-            });
+            steps.push(self.extent_step(os.number, os.start_bytes, new_os_size));
             self.set_after(
                 os.number,
                 os.start_bytes,
@@ -471,12 +466,7 @@ impl<'v> Planner<'v> {
                 len_bytes: rec.size_bytes,
             });
         }
-        let (first, last) = self.lbas(start, size);
-        steps.push(Step::SetPartitionExtent {
-            partition: rec.number,
-            start_lba: first,
-            end_lba: last,
-        });
+        steps.push(self.extent_step(rec.number, start, size));
         steps.push(Step::GrowNtfs {
             partition: rec.number,
             new_size_bytes: size,
@@ -618,12 +608,7 @@ impl<'v> Planner<'v> {
                 bytes_per_sector: os_facts.bytes_per_sector,
             });
         }
-        let (first, last) = self.lbas(os.start_bytes, new_os_size);
-        steps.push(Step::SetPartitionExtent {
-            partition: os.number,
-            start_lba: first,
-            end_lba: last,
-        });
+        steps.push(self.extent_step(os.number, os.start_bytes, new_os_size));
         self.set_after(
             os.number,
             os.start_bytes,
@@ -819,18 +804,31 @@ impl<'v> Planner<'v> {
         (first, last)
     }
 
+    /// The step that sets partition `number`'s table entry to `size` bytes from byte `start`.
+    fn extent_step(&self, number: u32, start: u64, size: u64) -> Step {
+        let (start_lba, end_lba) = self.lbas(start, size);
+        Step::SetPartitionExtent {
+            partition: number,
+            start_lba,
+            end_lba,
+        }
+    }
+
     fn set_after(&mut self, number: u32, start: u64, size: u64, change: PartitionChange) {
         let (first, last) = self.lbas(start, size);
         let sectors = size.checked_div(self.sector).unwrap_or(0);
-        for list in [&mut self.plan.partitions_after] {
-            if let Some(p) = list.iter_mut().find(|p| p.number == number) {
-                p.start_bytes = start;
-                p.size_bytes = size;
-                p.start_lba = first;
-                p.end_lba = last;
-                p.size_sectors = sectors;
-                p.change = change;
-            }
+        if let Some(p) = self
+            .plan
+            .partitions_after
+            .iter_mut()
+            .find(|p| p.number == number)
+        {
+            p.start_bytes = start;
+            p.size_bytes = size;
+            p.start_lba = first;
+            p.end_lba = last;
+            p.size_sectors = sectors;
+            p.change = change;
         }
         if let Some(p) = self
             .plan
