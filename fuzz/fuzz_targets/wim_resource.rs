@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
     let pool = DecoderPool::new(compression, chunk_size_bytes as usize).ok();
     let _ = stream(file, &spec, pool.as_ref(), |_| Ok(()));
     if let Some(pool) = &pool {
-        let _ = stream_parallel(file, &spec, pool, 4, |_| Ok(()));
+        let _ = stream_parallel(file, &spec, pool, 2, |_| Ok(()));
     }
     let _ = read_to_vec(file, &spec, 1 << 20, "fuzzed resource");
 });

@@ -21,6 +21,7 @@ pub mod header;
 pub mod info;
 pub mod integrity;
 pub mod metadata;
+mod pipeline;
 pub mod reshdr;
 pub mod resource;
 pub mod solid;

@@ -16,9 +16,9 @@
 // include/wimlib/resource.h (`get_chunk_entry_size`, `struct pwm_chunk_hdr`) and src/write.c
 // (`write_pipable_wim`, whose comment describes the pipable layout).
 
+use std::ops::ControlFlow;
 use std::sync::Mutex;
 
-use rayon::prelude::*;
 use winre_readat::ReadAt;
 
 use crate::codec::{self, ChunkDecoder, Compression};
@@ -470,15 +470,76 @@ pub fn stream<R: ReadAt + ?Sized>(
     Ok(())
 }
 
-/// Like [`stream`], but decodes the chunks of each batch of `batch_chunks` in parallel on the
-/// current rayon pool while the previous batch is fed to `sink` (which sees the bytes in order,
-/// so it can hash them). Memory: about `3 x batch_chunks x chunk size`.
+/// Uncompressed bytes a parallel work item aims for: chunks smaller than this are decoded in
+/// groups, so that small chunks (32 KiB XPRESS) do not pay a hand-over each.
+pub const ITEM_BYTES: u64 = 1024 * 1024;
+
+/// Chunks per parallel work item for chunks of `chunk_size` bytes (at least 1).
+pub fn chunks_per_item(chunk_size: u64) -> u64 {
+    ITEM_BYTES.checked_div(chunk_size).unwrap_or(1).max(1)
+}
+
+/// Decodes the chunks `spans` (stored one after another, as in every resource) into `out`, laid
+/// end to end: one read of their stored bytes into `input`, then each chunk. Returns each
+/// chunk's outcome. When the one read fails (a truncated file), each chunk is read on its own,
+/// so only the chunks really missing fail.
+pub(crate) fn decode_group<R: ReadAt + ?Sized>(
+    reader: &R,
+    spans: &[ChunkSpan],
+    pool: &DecoderPool,
+    out: &mut Vec<u8>,
+    input: &mut Vec<u8>,
+) -> Vec<Result<(), Fault>> {
+    let (Some(head), Some(tail)) = (spans.first(), spans.last()) else {
+        return Vec::new();
+    };
+    let total = spans
+        .iter()
+        .fold(0usize, |n, s| n.saturating_add(s.original_len));
+    out.resize(total, 0);
+    let region = tail
+        .offset
+        .saturating_add(tail.stored_len as u64)
+        .saturating_sub(head.offset);
+    // The spans come from a checked layout: their stored bytes lie inside the resource.
+    input.resize(usize::try_from(region).unwrap_or(0), 0);
+    let whole = reader.read_exact_at(head.offset, input).is_ok();
+    let mut at = 0usize;
+    spans
+        .iter()
+        .map(|span| {
+            let piece = out
+                .get_mut(at..at.saturating_add(span.original_len))
+                .unwrap_or_default();
+            at = at.saturating_add(span.original_len);
+            if whole {
+                let from = usize::try_from(span.offset.saturating_sub(head.offset)).unwrap_or(0);
+                let stored = input
+                    .get(from..from.saturating_add(span.stored_len))
+                    .unwrap_or_default();
+                decode_chunk(span, stored, piece, pool)
+            } else {
+                let mut stored = vec![0u8; span.stored_len];
+                reader
+                    .read_exact_at(span.offset, &mut stored)
+                    .map_err(read_fault)
+                    .and_then(|()| decode_chunk(span, &stored, piece, pool))
+            }
+        })
+        .collect()
+}
+
+/// Like [`stream`], but decodes groups of chunks on `workers` threads
+/// ([`crate::pipeline`]: no barrier between groups) while `sink` sees the bytes in order on
+/// the calling thread, so it can hash them. Stops at the first fault. Memory: about
+/// `(workers + 1) x` a group of chunks (at least one chunk, else about [`ITEM_BYTES`]), plus
+/// the stored bytes of one group per worker.
 pub fn stream_parallel<R: ReadAt + ?Sized>(
     reader: &R,
     spec: &ResourceSpec,
     pool: &DecoderPool,
-    batch_chunks: usize,
-    mut sink: impl FnMut(&[u8]) -> Result<(), Fault> + Send,
+    workers: usize,
+    mut sink: impl FnMut(&[u8]) -> Result<(), Fault>,
 ) -> Result<(), Fault> {
     check_spec(spec)?;
     if !spec.reshdr.is_compressed() {
@@ -488,75 +549,27 @@ pub fn stream_parallel<R: ReadAt + ?Sized>(
         .check_within("resource", reader.len())
         .map_err(Fault::Layout)?;
     let layout = ChunkLayout::for_spec(spec).map_err(Fault::Layout)?;
-    let batch = u64::try_from(batch_chunks.max(1)).unwrap_or(1);
-    let chunk = usize::try_from(layout.chunk_size).unwrap_or(usize::MAX);
-    let new_bufs = || {
-        (0..batch_chunks.max(1))
-            .map(|_| vec![0u8; chunk])
-            .collect::<Vec<_>>()
-    };
-    let (mut ready, mut decoding) = (new_bufs(), new_bufs());
-    let mut ready_lens: Vec<usize> = Vec::new();
-    let mut stored = Vec::new();
-    let mut first = 0u64;
-    loop {
-        let more = first < layout.chunk_count;
-        let feed =
-            |lens: &[usize], bufs: &[Vec<u8>], sink: &mut dyn FnMut(&[u8]) -> Result<(), Fault>| {
-                lens.iter()
-                    .zip(bufs)
-                    .try_for_each(|(&n, b)| sink(b.get(..n).unwrap_or_default()))
-            };
-        let decode =
-            |decoding: &mut Vec<Vec<u8>>, stored: &mut Vec<u8>| -> Result<Vec<usize>, Fault> {
-                if !more {
-                    return Ok(Vec::new());
-                }
-                let spans = layout.spans(reader, first, batch)?;
-                let (Some(head), Some(tail)) = (spans.first(), spans.last()) else {
-                    return Ok(Vec::new());
-                };
-                // Chunks are contiguous: one read covers the batch.
-                let region = tail
-                    .offset
-                    .saturating_add(tail.stored_len as u64)
-                    .saturating_sub(head.offset);
-                stored.resize(usize::try_from(region).unwrap_or(usize::MAX), 0);
-                reader
-                    .read_exact_at(head.offset, stored)
-                    .map_err(read_fault)?;
-                let stored = &*stored;
-                decoding
-                    .par_iter_mut()
-                    .zip(spans.par_iter())
-                    .try_for_each(|(buf, span)| {
-                        let at = usize::try_from(span.offset.saturating_sub(head.offset))
-                            .unwrap_or(usize::MAX);
-                        let input = stored
-                            .get(at..at.saturating_add(span.stored_len))
-                            .unwrap_or_default();
-                        decode_chunk(
-                            span,
-                            input,
-                            buf.get_mut(..span.original_len).unwrap_or_default(),
-                            pool,
-                        )
-                    })?;
-                Ok(spans.iter().map(|s| s.original_len).collect())
-            };
-        let (fed, decoded) = rayon::join(
-            || feed(&ready_lens, &ready, &mut sink),
-            || decode(&mut decoding, &mut stored),
-        );
-        fed?;
-        let lens = decoded?;
-        if lens.is_empty() {
-            return Ok(());
-        }
-        std::mem::swap(&mut ready, &mut decoding);
-        ready_lens = lens;
-        first = first.saturating_add(batch);
-    }
+    let per_item = chunks_per_item(layout.chunk_size);
+    let mut outcome = Ok(());
+    crate::pipeline::decode_in_order(
+        layout.chunk_count.div_ceil(per_item),
+        workers,
+        |item, out, input| -> Result<usize, Fault> {
+            let spans = layout.spans(reader, item.saturating_mul(per_item), per_item)?;
+            decode_group(reader, &spans, pool, out, input)
+                .into_iter()
+                .try_for_each(|r| r)?;
+            Ok(out.len())
+        },
+        |decoded, out| match decoded.and_then(|n| sink(out.get(..n).unwrap_or_default())) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(fault) => {
+                outcome = Err(fault);
+                ControlFlow::Break(())
+            }
+        },
+    );
+    outcome
 }
 
 /// Reads a whole resource into memory, refusing one larger than `max_bytes` uncompressed.

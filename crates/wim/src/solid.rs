@@ -20,9 +20,9 @@
 // (`read_blob_table`, `load_solid_info`, `assign_blob_to_solid_resource`, `validate_resource`,
 // and `write_blob_table_from_blob_list` for the offset convention).
 
+use std::ops::ControlFlow;
 use std::sync::Mutex;
 
-use rayon::prelude::*;
 use serde::Serialize;
 use winre_readat::ReadAt;
 use zerocopy::little_endian::{U32, U64};
@@ -31,7 +31,9 @@ use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
 use crate::codec::Compression;
 use crate::header::chunk_size_range;
 use crate::reshdr::ResourceHeader;
-use crate::resource::{decode_chunk, read_fault, ChunkSpan, DecoderPool, Fault};
+use crate::resource::{
+    chunks_per_item, decode_chunk, decode_group, read_fault, ChunkSpan, DecoderPool, Fault,
+};
 use crate::{Error, Result};
 
 /// Size of the header at the start of a solid resource.
@@ -422,77 +424,41 @@ pub fn stream_range<R: ReadAt + ?Sized>(
     Ok(())
 }
 
-/// What [`decode_parallel`] hands each chunk to.
-type ChunkSink<'a> = dyn FnMut(&ChunkSpan, Result<&[u8], Fault>) + 'a;
-
-/// Decodes every chunk of a solid resource, in parallel batches of `batch_chunks` on the current
-/// rayon pool, and hands each chunk's bytes (or why it could not be read or decoded) to `each`,
-/// in chunk order, while the next batch decodes. A damaged chunk does not stop the others.
-/// Memory: about 3 x `batch_chunks` x the chunk size.
+/// Decodes every chunk of a solid resource on `workers` threads ([`crate::pipeline`]: small
+/// chunks in groups, no barrier between groups) and hands each chunk's bytes (or why it could
+/// not be read or decoded) to `each`, in chunk order, on the calling thread. A damaged chunk does
+/// not stop the others. Memory: about `workers + 1` chunks (or groups of about
+/// [`crate::resource::ITEM_BYTES`]), plus one group's stored bytes per worker.
 pub fn decode_parallel<R: ReadAt + ?Sized>(
     reader: &R,
     chunks: &SolidChunks,
     pool: &DecoderPool,
-    batch_chunks: usize,
-    mut each: impl FnMut(&ChunkSpan, Result<&[u8], Fault>) + Send,
+    workers: usize,
+    mut each: impl FnMut(&ChunkSpan, Result<&[u8], Fault>),
 ) {
-    let batch = batch_chunks.max(1);
     let count = chunks.chunk_count();
-    let new_slots = || (0..batch).map(|_| Slot::default()).collect::<Vec<_>>();
-    let (mut ready, mut decoding) = (new_slots(), new_slots());
-    let mut inputs: Vec<Vec<u8>> = (0..batch).map(|_| Vec::new()).collect();
-    let mut first = 0u64;
-    loop {
-        let more = first < count;
-        let feed = |ready: &mut Vec<Slot>, each: &mut ChunkSink| {
-            for slot in ready.iter_mut() {
-                if let Some((span, result)) = slot.result.take() {
-                    let bytes = slot.out.get(..span.original_len).unwrap_or_default();
-                    each(&span, result.map(|()| bytes));
-                }
+    let per_item = chunks_per_item(chunks.chunk_size);
+    crate::pipeline::decode_in_order(
+        count.div_ceil(per_item),
+        workers,
+        |item, out, input| {
+            let first = item.saturating_mul(per_item);
+            let spans: Vec<ChunkSpan> = (first..first.saturating_add(per_item).min(count))
+                .filter_map(|i| chunks.span(i))
+                .collect();
+            let results = decode_group(reader, &spans, pool, out, input);
+            spans.into_iter().zip(results).collect::<Vec<_>>()
+        },
+        |decoded, out| {
+            let mut at = 0usize;
+            for (span, result) in decoded {
+                let bytes = out
+                    .get(at..at.saturating_add(span.original_len))
+                    .unwrap_or_default();
+                at = at.saturating_add(span.original_len);
+                each(&span, result.map(|()| bytes));
             }
-        };
-        let decode = |decoding: &mut Vec<Slot>, inputs: &mut Vec<Vec<u8>>| {
-            if !more {
-                return;
-            }
-            decoding
-                .par_iter_mut()
-                .zip(inputs.par_iter_mut())
-                .enumerate()
-                .for_each(|(k, (slot, input))| {
-                    let index = first.saturating_add(k as u64);
-                    slot.result = None;
-                    if index >= count {
-                        return;
-                    }
-                    let Some(span) = chunks.span(index) else {
-                        return;
-                    };
-                    slot.out.resize(span.original_len, 0);
-                    input.resize(span.stored_len, 0);
-                    let result = reader
-                        .read_exact_at(span.offset, input)
-                        .map_err(read_fault)
-                        .and_then(|()| decode_chunk(&span, input, &mut slot.out, pool));
-                    slot.result = Some((span, result));
-                });
-        };
-        rayon::join(
-            || feed(&mut ready, &mut each),
-            || decode(&mut decoding, &mut inputs),
-        );
-        if !more {
-            return;
-        }
-        std::mem::swap(&mut ready, &mut decoding);
-        first = first.saturating_add(batch as u64);
-    }
-}
-
-/// One chunk's buffer in [`decode_parallel`] and what became of it.
-#[derive(Default)]
-struct Slot {
-    out: Vec<u8>,
-    result: Option<(ChunkSpan, Result<(), Fault>)>,
+            ControlFlow::Continue(())
+        },
+    );
 }

@@ -2,12 +2,12 @@
 //! hashed against the SHA-1 the blob table records.
 //!
 //! Small blobs are spread over the rayon pool, one worker each; blobs of many compressed chunks
-//! are then done one at a time with their chunks decoded in parallel batches and hashed in order
-//! (SHA-1 is sequential) while the next batch decodes. Each worker owns its decoder (from a
-//! [`DecoderPool`]) and buffers, so memory is bounded by workers x chunk size x a small batch
-//! factor, whatever the size of the WIM.
+//! are then done one at a time, their chunks decoded on one thread per rayon worker and hashed
+//! in order (SHA-1 is sequential) on this thread as they arrive ([`crate::pipeline`]). Each
+//! worker owns its decoder (from a [`DecoderPool`]) and buffers, so memory is bounded by a few
+//! chunks per worker, whatever the size of the WIM.
 //!
-//! A solid resource is decoded once, its chunks in parallel batches the same way, and its bytes
+//! A solid resource is decoded once, its chunks in parallel the same way, and its bytes
 //! are handed in order to the blobs that lie in them (a blob may start and end anywhere, and
 //! straddle chunks); each blob is hashed as its bytes go by. A chunk that cannot be read or
 //! decoded fails every blob it holds part of, and the other chunks are still checked.
@@ -32,12 +32,6 @@ use crate::{Error, Result};
 
 /// Blobs with at least this many compressed chunks are decoded chunk-parallel.
 pub const LARGE_BLOB_CHUNKS: u64 = 32;
-/// Decoded bytes one parallel batch may hold (per buffer set; there are two plus the stored
-/// bytes), so 2 MiB LZX chunks do not multiply memory.
-pub const BATCH_BYTES: u64 = 32 * 1024 * 1024;
-/// Chunks per worker in a parallel batch.
-const CHUNKS_PER_WORKER: u64 = 4;
-
 /// Progress of a verification: bytes done and total, counted in stored bytes read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
@@ -312,7 +306,7 @@ fn check_blobs<R: ReadAt>(
             judge(wim, blob, result, hasher)
         })
         .collect();
-    let batch = batch_chunks(wim.header().chunk_size_bytes.into());
+    let workers = rayon::current_num_threads();
     for blob in large {
         let spec = wim.spec(blob.reshdr);
         let Some(pool) = pool else { continue };
@@ -321,7 +315,7 @@ fn check_blobs<R: ReadAt>(
         let total = blob.reshdr.original_size.max(1);
         let stored = blob.reshdr.size_in_wim;
         let mut reported = 0u64;
-        let result = resource::stream_parallel(wim.reader(), &spec, pool, batch, |bytes| {
+        let result = resource::stream_parallel(wim.reader(), &spec, pool, workers, |bytes| {
             hasher.update(bytes);
             fed = fed.saturating_add(bytes.len() as u64);
             // Report stored bytes in proportion to the uncompressed bytes hashed.
@@ -338,18 +332,6 @@ fn check_blobs<R: ReadAt>(
         failures.extend(judge(wim, blob, result, hasher));
     }
     failures
-}
-
-/// Chunks per parallel batch for chunks of `chunk_size` bytes: a few per worker, fewer when
-/// chunks are large ([`BATCH_BYTES`]), never fewer than the workers.
-fn batch_chunks(chunk_size: u64) -> usize {
-    let threads = u64::try_from(rayon::current_num_threads()).unwrap_or(1);
-    let batch = threads
-        .saturating_mul(CHUNKS_PER_WORKER)
-        .min(BATCH_BYTES.checked_div(chunk_size.max(1)).unwrap_or(1))
-        .max(threads)
-        .max(1);
-    usize::try_from(batch).unwrap_or(1)
 }
 
 /// One blob of a solid resource being hashed as the resource's bytes go by.
@@ -420,7 +402,7 @@ fn check_solid<R: ReadAt>(
             wim.reader(),
             &chunks,
             &pool,
-            batch_chunks(chunks.chunk_size),
+            rayon::current_num_threads(),
             |span, result| {
                 fed = fed.saturating_add(span.stored_len as u64);
                 advance(span.stored_len as u64);

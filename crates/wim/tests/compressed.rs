@@ -130,9 +130,9 @@ fn parallel_stream_matches_sequential_and_raw_chunks_occur() {
                 Ok(())
             })
             .unwrap();
-            for batch in [1, 7] {
+            for workers in [1, 7] {
                 let mut parallel = Vec::new();
-                resource::stream_parallel(wim.reader(), &spec, &pool, batch, |b| {
+                resource::stream_parallel(wim.reader(), &spec, &pool, workers, |b| {
                     parallel.extend_from_slice(b);
                     Ok(())
                 })

@@ -349,6 +349,59 @@ fn flipped_byte_in_a_solid_chunk_names_the_blobs_it_breaks() {
     }
 }
 
+/// A file with one unreadable byte range (a bad sector on the evidence disk).
+struct BadSector {
+    bytes: Vec<u8>,
+    bad: std::ops::Range<u64>,
+}
+
+impl winre_readat::ReadAt for BadSector {
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        let end = offset + buf.len() as u64;
+        if offset < self.bad.end && self.bad.start < end {
+            return Err(std::io::Error::other(format!(
+                "bad sector in {offset}..{end}"
+            )));
+        }
+        self.bytes.read_exact_at(offset, buf)
+    }
+    fn len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+}
+
+#[test]
+fn unreadable_bytes_in_one_chunk_fail_only_its_blobs() {
+    // Small chunks are decoded in groups with one read; the read of a group that hits the bad
+    // range fails, and then each chunk is read alone, so only the one chunk's blobs fail.
+    let dir = solid_fixtures();
+    for (name, chunk_size) in SOLID {
+        let path = dir.join(name);
+        let bytes = std::fs::read(&path).unwrap();
+        let wim = open(&path);
+        let res = wim.blob_table().solid_resources[0];
+        let chunks = wim.solid_chunks(0).unwrap();
+        let index = chunks.chunk_count() / 2;
+        let span = chunks.span(index).unwrap();
+        let at = span.offset + span.stored_len as u64 / 2;
+        let reader = BadSector {
+            bytes,
+            bad: at..at + 1,
+        };
+        let report = verify(reader, Default::default(), &|_| {}).unwrap();
+        let lo = index * chunk_size;
+        let expected = wimlib_blobs_overlapping(&path, res.offset, lo, lo + chunk_size);
+        let ours: BTreeSet<String> = report.failures.iter().map(|f| f.sha1.to_string()).collect();
+        assert_eq!(ours, expected, "{name}: chunk {index}");
+        for f in &report.failures {
+            assert!(
+                matches!(&f.problem, BlobProblem::ReadError { detail } if detail.contains("bad sector")),
+                "{name}: {f:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn flipped_byte_in_a_pipable_chunk() {
     let dir = solid_fixtures();
