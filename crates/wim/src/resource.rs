@@ -470,13 +470,28 @@ pub fn stream<R: ReadAt + ?Sized>(
     Ok(())
 }
 
-/// Uncompressed bytes a parallel work item aims for: chunks smaller than this are decoded in
-/// groups, so that small chunks (32 KiB XPRESS) do not pay a hand-over each.
+/// Uncompressed bytes a parallel work item holds at most (unless one chunk is larger): chunks
+/// smaller than this are decoded in groups, so that small chunks (32 KiB XPRESS) do not pay a
+/// hand-over each.
 pub const ITEM_BYTES: u64 = 1024 * 1024;
 
-/// Chunks per parallel work item for chunks of `chunk_size` bytes (at least 1).
-pub fn chunks_per_item(chunk_size: u64) -> u64 {
-    ITEM_BYTES.checked_div(chunk_size).unwrap_or(1).max(1)
+/// Work items per worker a resource is cut into at least, when its chunks allow: with fewer,
+/// the last item decodes alone while the other workers wait.
+const ITEMS_PER_WORKER: u64 = 4;
+
+/// Chunks per parallel work item, for `chunk_count` chunks of `chunk_size` bytes on `workers`
+/// threads: at most [`ITEM_BYTES`] of them, and few enough that each worker gets several items.
+/// At least 1.
+pub fn chunks_per_item(chunk_size: u64, chunk_count: u64, workers: usize) -> u64 {
+    let items_wanted = u64::try_from(workers)
+        .unwrap_or(u64::MAX)
+        .saturating_mul(ITEMS_PER_WORKER)
+        .max(1);
+    ITEM_BYTES
+        .checked_div(chunk_size)
+        .unwrap_or(1)
+        .min(chunk_count.checked_div(items_wanted).unwrap_or(0))
+        .max(1)
 }
 
 /// Decodes the chunks `spans` (stored one after another, as in every resource) into `out`, laid
@@ -549,7 +564,7 @@ pub fn stream_parallel<R: ReadAt + ?Sized>(
         .check_within("resource", reader.len())
         .map_err(Fault::Layout)?;
     let layout = ChunkLayout::for_spec(spec).map_err(Fault::Layout)?;
-    let per_item = chunks_per_item(layout.chunk_size);
+    let per_item = chunks_per_item(layout.chunk_size, layout.chunk_count, workers);
     let mut outcome = Ok(());
     crate::pipeline::decode_in_order(
         layout.chunk_count.div_ceil(per_item),
@@ -616,4 +631,21 @@ pub fn read_to_vec<R: ReadAt + ?Sized>(
         other => other.into(),
     })?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn work_items_are_small_enough_to_share_and_large_enough_to_pay() {
+        // 32 KiB chunks: 1 MiB groups when the resource is long enough.
+        assert_eq!(chunks_per_item(32 << 10, 100_000, 2), 32);
+        // A 33-chunk blob on 2 workers: 4 chunks per item (9 items), not one 32-chunk item.
+        assert_eq!(chunks_per_item(32 << 10, 33, 2), 4);
+        // 64 MiB LZMS chunks: one each; never 0 whatever the inputs.
+        assert_eq!(chunks_per_item(64 << 20, 12, 2), 1);
+        assert_eq!(chunks_per_item(0, 0, 0), 1);
+        assert_eq!(chunks_per_item(1, u64::MAX, usize::MAX), 1);
+    }
 }

@@ -437,7 +437,7 @@ pub fn decode_parallel<R: ReadAt + ?Sized>(
     mut each: impl FnMut(&ChunkSpan, Result<&[u8], Fault>),
 ) {
     let count = chunks.chunk_count();
-    let per_item = chunks_per_item(chunks.chunk_size);
+    let per_item = chunks_per_item(chunks.chunk_size, count, workers);
     crate::pipeline::decode_in_order(
         count.div_ceil(per_item),
         workers,
