@@ -123,8 +123,11 @@ impl DecodeTable {
             return Err(CodeError::Incomplete);
         }
 
-        // Sort symbols by (length, symbol): `next[len]` is where the next one of that length goes.
+        // Sort symbols by (length, symbol), unused ones (length 0) first: `next[len]` is where
+        // the next one of that length goes.
         let mut next = [0usize; MAX_CODEWORD_LEN as usize + 2];
+        let unused = lens.iter().filter(|&&l| l == 0).count();
+        next[1] = unused;
         for len in 1..=max_len {
             let c = count.get(len).copied().unwrap_or(0) as usize;
             let start = next.get(len).copied().unwrap_or(0);
@@ -132,64 +135,66 @@ impl DecodeTable {
                 *n = start.saturating_add(c);
             }
         }
-        let mut used = 0usize;
         for (sym, &len) in lens.iter().enumerate() {
-            if len == 0 {
-                continue;
-            }
             if let Some(slot) = next.get_mut(usize::from(len)) {
                 if let Some(s) = self.sorted.get_mut(*slot) {
                     *s = sym as u16;
                 }
                 *slot = slot.saturating_add(1);
-                used = used.saturating_add(1);
             }
         }
 
-        // Assign canonical codewords in sorted order and fill entries. `code` is the current
-        // codeword left-justified to `max_len` bits, so the table positions of successive
-        // codewords are consecutive.
+        // Codewords no longer than the root index, length by length: canonical codewords of one
+        // length are consecutive, so each symbol fills the next run of 2^(table_bits - len)
+        // root entries.
+        let mut sorted = self.sorted.get(unused..).unwrap_or_default().iter();
+        let mut pos = 0usize;
+        for len in 1..=table_bits.min(max_len) {
+            let run = 1usize << table_bits.saturating_sub(len);
+            let n = count.get(len).copied().unwrap_or(0) as usize;
+            for &sym in sorted.by_ref().take(n) {
+                let entry = u32::from(sym) << VALUE_SHIFT | len as u32;
+                if let Some(slice) = self.entries.get_mut(pos..pos.saturating_add(run)) {
+                    slice.fill(entry);
+                }
+                pos = pos.saturating_add(run);
+            }
+        }
+
+        // Longer codewords, through subtables. `code` is the current codeword left-justified
+        // to `max_len` bits, so the table positions of successive codewords are consecutive.
         let shift = max_len.saturating_sub(table_bits); // bits of `code` below the root index
-        let mut code: usize = 0;
+        let mut code: usize = pos << shift;
         let mut sub_end = 1usize << table_bits;
         let mut cur_prefix = usize::MAX;
         let mut cur_sub_start = 0usize;
         let mut cur_sub_bits = 0usize;
-        for i in 0..used {
+        let first_long = self.sorted.len().saturating_sub(sorted.len());
+        for i in first_long..lens.len().min(self.sorted.len()) {
             let sym = self.sorted.get(i).copied().unwrap_or(0);
             let len = usize::from(lens.get(usize::from(sym)).copied().unwrap_or(0));
             let value = u32::from(sym) << VALUE_SHIFT;
-            if len <= table_bits {
-                let first = code >> shift;
-                let n = 1usize << (table_bits.saturating_sub(len));
-                if let Some(slice) = self.entries.get_mut(first..first.saturating_add(n)) {
-                    slice.fill(value | len as u32);
+            let prefix = code >> shift;
+            if prefix != cur_prefix {
+                // A new subtable, wide enough for the longest codeword under this prefix.
+                cur_prefix = prefix;
+                cur_sub_bits = self
+                    .longest_under_prefix(lens, i, code)
+                    .saturating_sub(table_bits);
+                cur_sub_start = sub_end;
+                sub_end = sub_end.saturating_add(1usize << cur_sub_bits);
+                if let Some(e) = self.entries.get_mut(prefix) {
+                    *e = ((cur_sub_start as u32) << VALUE_SHIFT) | SUBTABLE | cur_sub_bits as u32;
                 }
-            } else {
-                let prefix = code >> shift;
-                if prefix != cur_prefix {
-                    // A new subtable, wide enough for the longest codeword under this prefix.
-                    cur_prefix = prefix;
-                    cur_sub_bits = self
-                        .longest_under_prefix(lens, i, code)
-                        .saturating_sub(table_bits);
-                    cur_sub_start = sub_end;
-                    sub_end = sub_end.saturating_add(1usize << cur_sub_bits);
-                    if let Some(e) = self.entries.get_mut(prefix) {
-                        *e = ((cur_sub_start as u32) << VALUE_SHIFT)
-                            | SUBTABLE
-                            | cur_sub_bits as u32;
-                    }
-                }
-                // Index inside the subtable: the `cur_sub_bits` bits after the root bits.
-                let sub_len = len.saturating_sub(table_bits);
-                let low = code & ((1usize << shift).saturating_sub(1));
-                let within = low >> shift.saturating_sub(cur_sub_bits);
-                let first = cur_sub_start.saturating_add(within);
-                let n = 1usize << (cur_sub_bits.saturating_sub(sub_len));
-                if let Some(slice) = self.entries.get_mut(first..first.saturating_add(n)) {
-                    slice.fill(value | sub_len as u32);
-                }
+            }
+            // Index inside the subtable: the `cur_sub_bits` bits after the root bits.
+            let sub_len = len.saturating_sub(table_bits);
+            let low = code & ((1usize << shift).saturating_sub(1));
+            let within = low >> shift.saturating_sub(cur_sub_bits);
+            let first = cur_sub_start.saturating_add(within);
+            let n = 1usize << (cur_sub_bits.saturating_sub(sub_len));
+            if let Some(slice) = self.entries.get_mut(first..first.saturating_add(n)) {
+                slice.fill(value | sub_len as u32);
             }
             code = code.saturating_add(1usize << max_len.saturating_sub(len));
         }
