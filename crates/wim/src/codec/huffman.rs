@@ -152,13 +152,21 @@ impl DecodeTable {
         for len in 1..=table_bits.min(max_len) {
             let run = 1usize << table_bits.saturating_sub(len);
             let n = count.get(len).copied().unwrap_or(0) as usize;
-            for &sym in sorted.by_ref().take(n) {
-                let entry = u32::from(sym) << VALUE_SHIFT | len as u32;
-                if let Some(slice) = self.entries.get_mut(pos..pos.saturating_add(run)) {
-                    slice.fill(entry);
+            let end = pos.saturating_add(run.saturating_mul(n));
+            let entry = |sym: u16| u32::from(sym) << VALUE_SHIFT | len as u32;
+            // In bounds: the code-space check above keeps `end` within the root table.
+            let group = self.entries.get_mut(pos..end).unwrap_or_default();
+            if run == 1 {
+                // The longest root codewords are the most numerous: one store each.
+                for (slot, &sym) in group.iter_mut().zip(sorted.by_ref().take(n)) {
+                    *slot = entry(sym);
                 }
-                pos = pos.saturating_add(run);
+            } else {
+                for (slots, &sym) in group.chunks_exact_mut(run).zip(sorted.by_ref().take(n)) {
+                    slots.fill(entry(sym));
+                }
             }
+            pos = end;
         }
 
         // Longer codewords, through subtables. `code` is the current codeword left-justified

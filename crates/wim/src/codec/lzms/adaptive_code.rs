@@ -41,10 +41,18 @@ pub(super) struct AdaptiveCode {
     scratch: Box<Scratch>,
 }
 
+/// Bits of a symbol in a packed (count, symbol) key; counts sit above them.
+const SYM_BITS: u32 = 10;
+const SYM_MASK: u32 = (1 << SYM_BITS) - 1;
+/// Largest count a key holds. Counts stay far below: a rebuild halves them and at most
+/// `rebuild_every` (1024) symbols are counted between rebuilds, so they stay under 2,100.
+const MAX_KEY_COUNT: u32 = u32::MAX >> SYM_BITS;
+
 /// Working space of [`code_lengths`].
 struct Scratch {
-    /// Symbols in (count, symbol) order.
-    order: [u16; SCRATCH],
+    /// Symbols in (count, symbol) order, each packed as `count << SYM_BITS | symbol`, so the
+    /// order is that of the keys and a count needs no second lookup.
+    order: [u32; SCRATCH],
     /// Counting-sort buckets.
     buckets: [u32; SCRATCH],
     /// Count of each internal node, in creation order.
@@ -144,8 +152,7 @@ fn code_lengths(freqs: &[u32], lens: &mut [u8], s: &mut Scratch) {
 
     // Two queues: leaves in `order` (next unmerged: `leaf`), internal nodes in creation order
     // (next unmerged: `node`, created so far: `made`). Each step merges the two smallest.
-    let count_of = |sym: u16| freqs.get(usize::from(sym)).copied().unwrap_or(0);
-    let leaf_freq = |s: &Scratch, i: usize| count_of(s.order.get(i & MASK).copied().unwrap_or(0));
+    let leaf_freq = |s: &Scratch, i: usize| s.order.get(i & MASK).copied().unwrap_or(0) >> SYM_BITS;
     let last_leaf = n.wrapping_sub(1);
     let (mut leaf, mut node, mut made) = (0usize, 0usize, 0usize);
     while made < last_leaf {
@@ -221,7 +228,7 @@ fn code_lengths(freqs: &[u32], lens: &mut [u8], s: &mut Scratch) {
     let mut i = 0usize;
     for len in (1..=max).rev() {
         for _ in 0..per_len.get(len).copied().unwrap_or(0) {
-            let sym = usize::from(s.order.get(i & MASK).copied().unwrap_or(0));
+            let sym = (s.order.get(i & MASK).copied().unwrap_or(0) & SYM_MASK) as usize;
             if let Some(l) = lens.get_mut(sym) {
                 *l = len as u8;
             }
@@ -230,9 +237,9 @@ fn code_lengths(freqs: &[u32], lens: &mut [u8], s: &mut Scratch) {
     }
 }
 
-/// Fills `s.order` with the symbols of `freqs` sorted by (count, symbol): a counting sort on
-/// counts below the alphabet size (stable, so symbols stay in order), then a comparison sort of
-/// the few with larger counts.
+/// Fills `s.order` with the keys of the symbols of `freqs` sorted by (count, symbol): a
+/// counting sort on counts below the alphabet size (stable, so symbols stay in order), then a
+/// sort of the few keys with larger counts.
 fn sort_by_count(freqs: &[u32], s: &mut Scratch) {
     let n = freqs.len().min(MASK);
     let top = n.wrapping_sub(1);
@@ -253,19 +260,19 @@ fn sort_by_count(freqs: &[u32], s: &mut Scratch) {
     for (sym, &f) in freqs.iter().enumerate() {
         if let Some(b) = buckets.get_mut(bucket_of(f)) {
             if let Some(slot) = s.order.get_mut(*b as usize & MASK) {
-                *slot = sym as u16;
+                *slot = f.min(MAX_KEY_COUNT) << SYM_BITS | (sym as u32 & SYM_MASK);
             }
             *b = b.wrapping_add(1);
         }
     }
-    // The last bucket holds every count >= top, still in symbol order: sort it by count.
+    // The last bucket holds every count >= top, still in symbol order: sort it by key.
     let high_start = if top == 0 {
         0
     } else {
         buckets.get(top.wrapping_sub(1)).copied().unwrap_or(0) as usize
     };
     if let Some(high) = s.order.get_mut(high_start..n) {
-        high.sort_unstable_by_key(|&sym| (freqs.get(usize::from(sym)).copied().unwrap_or(0), sym));
+        high.sort_unstable();
     }
 }
 
