@@ -301,25 +301,49 @@ fn wimlib_blobs_overlapping(path: &Path, res_offset: u64, lo: u64, hi: u64) -> B
         .collect()
 }
 
+/// A chunk in the middle of the first solid resource of a fixture (whose blobs wimlib places
+/// across chunk boundaries or not), with the file's bytes and the blobs that
+/// `wimlib-imagex info --blobs` says overlap the chunk.
+struct MiddleChunk {
+    bytes: Vec<u8>,
+    wim: Wim<FileReader>,
+    index: u64,
+    span: winre_wim::resource::ChunkSpan,
+    wimlib_blobs: BTreeSet<String>,
+}
+
+fn middle_chunk(path: &Path, chunk_size: u64) -> MiddleChunk {
+    let wim = open(path);
+    let res = wim.blob_table().solid_resources[0];
+    let chunks = wim.solid_chunks(0).unwrap();
+    let index = chunks.chunk_count() / 2;
+    let span = chunks.span(index).unwrap();
+    let lo = index * chunk_size;
+    MiddleChunk {
+        bytes: std::fs::read(path).unwrap(),
+        wim,
+        index,
+        span,
+        wimlib_blobs: wimlib_blobs_overlapping(path, res.offset, lo, lo + chunk_size),
+    }
+}
+
 #[test]
 fn flipped_byte_in_a_solid_chunk_names_the_blobs_it_breaks() {
     let dir = solid_fixtures();
     for (name, chunk_size) in SOLID {
-        let path = dir.join(name);
-        let bytes = std::fs::read(&path).unwrap();
-        let wim = open(&path);
-        let res = wim.blob_table().solid_resources[0];
-        let chunks = wim.solid_chunks(0).unwrap();
-        // A chunk in the middle, whose blobs wimlib places across chunk boundaries or not.
-        let index = chunks.chunk_count() / 2;
-        let span = chunks.span(index).unwrap();
+        let MiddleChunk {
+            bytes,
+            wim,
+            index,
+            span,
+            wimlib_blobs: expected,
+        } = middle_chunk(&dir.join(name), *chunk_size);
         let mut damaged = bytes.clone();
         damaged[(span.offset + span.stored_len as u64 / 2) as usize] ^= 0x55;
         let report = check(&damaged);
         assert!(!report.intact, "{name}");
         let ours: BTreeSet<String> = report.failures.iter().map(|f| f.sha1.to_string()).collect();
-        let lo = index * chunk_size;
-        let expected = wimlib_blobs_overlapping(&path, res.offset, lo, lo + chunk_size);
         assert!(!expected.is_empty(), "{name}: chunk {index} holds no blob");
         assert!(
             ours.is_subset(&expected) && !ours.is_empty(),
@@ -376,21 +400,19 @@ fn unreadable_bytes_in_one_chunk_fail_only_its_blobs() {
     // range fails, and then each chunk is read alone, so only the one chunk's blobs fail.
     let dir = solid_fixtures();
     for (name, chunk_size) in SOLID {
-        let path = dir.join(name);
-        let bytes = std::fs::read(&path).unwrap();
-        let wim = open(&path);
-        let res = wim.blob_table().solid_resources[0];
-        let chunks = wim.solid_chunks(0).unwrap();
-        let index = chunks.chunk_count() / 2;
-        let span = chunks.span(index).unwrap();
+        let MiddleChunk {
+            bytes,
+            index,
+            span,
+            wimlib_blobs: expected,
+            ..
+        } = middle_chunk(&dir.join(name), *chunk_size);
         let at = span.offset + span.stored_len as u64 / 2;
         let reader = BadSector {
             bytes,
             bad: at..at + 1,
         };
         let report = verify(reader, Default::default(), &|_| {}).unwrap();
-        let lo = index * chunk_size;
-        let expected = wimlib_blobs_overlapping(&path, res.offset, lo, lo + chunk_size);
         let ours: BTreeSet<String> = report.failures.iter().map(|f| f.sha1.to_string()).collect();
         assert_eq!(ours, expected, "{name}: chunk {index}");
         for f in &report.failures {
