@@ -61,6 +61,19 @@ impl FreeBuffers {
     }
 }
 
+/// Stops the run when a worker unwinds: without it the other workers would wait forever for
+/// buffers held by items delivered after the one that never comes, and the panic would hang
+/// instead of reaching the caller.
+struct StopOnPanic<'a>(&'a FreeBuffers);
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.stop();
+        }
+    }
+}
+
 /// Runs `work(item, out, scratch)` for every item in `0..items` on up to `workers` threads
 /// (`out` is an output buffer to fill, `scratch` the thread's own buffer, e.g. for stored
 /// bytes), and calls `deliver(result, out)` on the calling thread for each item in item order.
@@ -95,6 +108,7 @@ pub(crate) fn decode_in_order<T: Send>(
             let done_tx = done_tx.clone();
             let (free, next, work) = (&free, &next, &work);
             scope.spawn(move || {
+                let _stop_on_panic = StopOnPanic(free);
                 let mut scratch = Vec::new();
                 // Buffer first, then the item: see the module comment.
                 while let Some(mut out) = free.take() {
@@ -140,8 +154,10 @@ pub(crate) fn decode_in_order<T: Send>(
 #[cfg(test)]
 #[allow(
     clippy::unwrap_used,
+    clippy::expect_used,
     clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
+    clippy::arithmetic_side_effects,
+    clippy::panic
 )]
 mod tests {
     use super::*;
@@ -194,6 +210,31 @@ mod tests {
         assert_eq!(seen, (0..=5).collect::<Vec<_>>());
         // Bounded buffers: workers cannot run far ahead of delivery.
         assert!(started.load(Ordering::Relaxed) < 100);
+    }
+
+    #[test]
+    fn a_panicking_worker_reaches_the_caller_instead_of_hanging() {
+        let (done_tx, done_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let outcome = std::panic::catch_unwind(|| {
+                decode_in_order(
+                    1_000,
+                    2,
+                    |item, _, _| {
+                        if item == 3 {
+                            panic!("decoder bug");
+                        }
+                        item
+                    },
+                    |_, _| ControlFlow::Continue(()),
+                )
+            });
+            let _ = done_tx.send(outcome.is_err());
+        });
+        let panicked = done_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("decode_in_order hung after a worker panicked");
+        assert!(panicked);
     }
 
     #[test]
