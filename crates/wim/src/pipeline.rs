@@ -61,9 +61,9 @@ impl FreeBuffers {
     }
 }
 
-/// Stops the run when a worker unwinds: without it the other workers would wait forever for
-/// buffers held by items delivered after the one that never comes, and the panic would hang
-/// instead of reaching the caller.
+/// Stops the run when a thread unwinds: without it the workers could wait forever for buffers
+/// that are never given back (held for an item that never comes, or by a caller that is
+/// unwinding), and the scope, which joins them, would hang instead of passing the panic on.
 struct StopOnPanic<'a>(&'a FreeBuffers);
 
 impl Drop for StopOnPanic<'_> {
@@ -125,6 +125,7 @@ pub(crate) fn decode_in_order<T: Send>(
             });
         }
         drop(done_tx);
+        let _stop_on_panic = StopOnPanic(&free);
         // Items that finished ahead of the one awaited.
         let mut early: BTreeMap<u64, (T, Vec<u8>)> = BTreeMap::new();
         let mut awaited = 0u64;
@@ -234,6 +235,31 @@ mod tests {
         let panicked = done_rx
             .recv_timeout(Duration::from_secs(60))
             .expect("decode_in_order hung after a worker panicked");
+        assert!(panicked);
+    }
+
+    #[test]
+    fn a_panicking_caller_does_not_hang_the_workers() {
+        let (done_tx, done_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let outcome = std::panic::catch_unwind(|| {
+                decode_in_order(
+                    1_000,
+                    2,
+                    |item, _, _| item,
+                    |item, _| {
+                        if item == 3 {
+                            panic!("hasher bug");
+                        }
+                        ControlFlow::Continue(())
+                    },
+                )
+            });
+            let _ = done_tx.send(outcome.is_err());
+        });
+        let panicked = done_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("decode_in_order hung after the caller panicked");
         assert!(panicked);
     }
 
