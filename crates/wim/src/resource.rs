@@ -496,8 +496,8 @@ pub fn chunks_per_item(chunk_size: u64, chunk_count: u64, workers: usize) -> u64
 
 /// Decodes the chunks `spans` (stored one after another, as in every resource) into `out`, laid
 /// end to end: one read of their stored bytes into `input`, then each chunk. Returns each
-/// chunk's outcome. When the one read fails (a truncated file), each chunk is read on its own,
-/// so only the chunks really missing fail.
+/// chunk's outcome. When the one read fails (a truncated file), each chunk is read on its own
+/// (into `input` again), so only the chunks really missing fail.
 pub(crate) fn decode_group<R: ReadAt + ?Sized>(
     reader: &R,
     spans: &[ChunkSpan],
@@ -505,43 +505,44 @@ pub(crate) fn decode_group<R: ReadAt + ?Sized>(
     out: &mut Vec<u8>,
     input: &mut Vec<u8>,
 ) -> Vec<Result<(), Fault>> {
-    let (Some(head), Some(tail)) = (spans.first(), spans.last()) else {
-        return Vec::new();
-    };
+    // Sized first, so that `out` never holds bytes of an earlier group.
     let total = spans
         .iter()
         .fold(0usize, |n, s| n.saturating_add(s.original_len));
     out.resize(total, 0);
+    let (Some(head), Some(tail)) = (spans.first(), spans.last()) else {
+        return Vec::new();
+    };
     let region = tail
         .offset
         .saturating_add(tail.stored_len as u64)
         .saturating_sub(head.offset);
-    // The spans come from a checked layout: their stored bytes lie inside the resource.
+    // The spans come from a checked layout: their stored bytes lie inside the resource, and each
+    // is at most one chunk.
     input.resize(usize::try_from(region).unwrap_or(0), 0);
     let whole = reader.read_exact_at(head.offset, input).is_ok();
+    let mut results = Vec::with_capacity(spans.len());
     let mut at = 0usize;
-    spans
-        .iter()
-        .map(|span| {
-            let piece = out
-                .get_mut(at..at.saturating_add(span.original_len))
+    for span in spans {
+        let piece = out
+            .get_mut(at..at.saturating_add(span.original_len))
+            .unwrap_or_default();
+        at = at.saturating_add(span.original_len);
+        results.push(if whole {
+            let from = usize::try_from(span.offset.saturating_sub(head.offset)).unwrap_or(0);
+            let stored = input
+                .get(from..from.saturating_add(span.stored_len))
                 .unwrap_or_default();
-            at = at.saturating_add(span.original_len);
-            if whole {
-                let from = usize::try_from(span.offset.saturating_sub(head.offset)).unwrap_or(0);
-                let stored = input
-                    .get(from..from.saturating_add(span.stored_len))
-                    .unwrap_or_default();
-                decode_chunk(span, stored, piece, pool)
-            } else {
-                let mut stored = vec![0u8; span.stored_len];
-                reader
-                    .read_exact_at(span.offset, &mut stored)
-                    .map_err(read_fault)
-                    .and_then(|()| decode_chunk(span, &stored, piece, pool))
-            }
-        })
-        .collect()
+            decode_chunk(span, stored, piece, pool)
+        } else {
+            input.resize(span.stored_len, 0);
+            reader
+                .read_exact_at(span.offset, input)
+                .map_err(read_fault)
+                .and_then(|()| decode_chunk(span, input, piece, pool))
+        });
+    }
+    results
 }
 
 /// Like [`stream`], but decodes groups of chunks on `workers` threads
