@@ -21,11 +21,16 @@ pub struct PlanArgs {
     /// The plan as one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// The image file may be made longer when the recovery partition is the last one (as
+    /// `winre resize --grow-image`): then that is the plan.
+    #[arg(long)]
+    pub grow_image: bool,
 }
 
 pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     let options = PlanOptions {
         required_free_bytes: args.min_free,
+        grow_image: args.grow_image,
     };
     let plan = plan::plan_path(&args.image, &options)?;
     if args.json {
@@ -184,6 +189,9 @@ fn table(parts: &[PlanPartition], line: &mut impl FnMut(String)) {
 
 fn describe(step: &Step) -> String {
     match step {
+        Step::GrowImage { new_len_bytes } => {
+            format!("make the image file (the guest disk) {new_len_bytes} bytes long")
+        }
         Step::ShrinkNtfs {
             partition,
             new_size_bytes,

@@ -565,6 +565,20 @@ struct NonResident {
     initialized: u64,
 }
 
+/// What a plan says a resized volume must look like (its `ShrinkNtfs` / `GrowNtfs` step); the
+/// writer computes the same numbers on its own and refuses to write when they differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NtfsTarget {
+    /// The partition size the volume will fill.
+    pub partition_bytes: u64,
+    /// Boot sector total sectors after (+0x28).
+    pub total_sectors: u64,
+    /// Clusters after.
+    pub total_clusters: u64,
+    /// NTFS bytes per sector (+0x0B).
+    pub bytes_per_sector: u32,
+}
+
 /// The writes that resize an NTFS volume in place, relative to the volume start.
 #[derive(Debug, Clone)]
 pub struct NtfsResize {
@@ -574,6 +588,8 @@ pub struct NtfsResize {
     pub old_clusters: u64,
     /// Clusters after.
     pub new_clusters: u64,
+    /// Boot sector total sectors after (what is written at +0x28).
+    pub new_total_sectors: u64,
     /// Cluster size.
     pub cluster_bytes: u64,
     /// Free bytes after the resize (clear bits of the new bitmap within the volume).
@@ -597,8 +613,10 @@ fn set_bit(bm: &mut [u8], i: u64, on: bool) {
 }
 
 /// Plans the resize of the NTFS volume in `volume` (its current partition) to fill a partition
-/// of `new_partition_bytes`: the volume gets `(new_partition_bytes - sector) / cluster` clusters
-/// and its backup boot sector goes in the new partition's last sector.
+/// of `target.partition_bytes`: the boot sector says all the partition's sectors but the last,
+/// which takes the backup boot sector (as Windows and mkntfs format), so the volume gets
+/// `(partition_bytes - sector) / cluster` clusters. Those numbers must equal the plan's
+/// (`target`), else nothing is planned.
 ///
 /// Refuses a shrink when any cluster past the new end is in use (naming the first), a volume
 /// whose `$MFTMirr` differs from `$MFT` records 0-3, a `$BadClus` that lists bad clusters, and
@@ -608,16 +626,32 @@ fn set_bit(bm: &mut [u8], i: u64, on: bool) {
 /// field (+0x1C), which says where the partition starts.
 pub fn plan_resize(
     volume: &dyn ReadAt,
-    new_partition_bytes: u64,
+    target: &NtfsTarget,
     new_start_lba: Option<u64>,
 ) -> Result<NtfsResize> {
     let (boot, g) = read_geometry(volume)?;
     check_mirror(volume, &g)?;
-    let new_clusters = div(
-        sub(new_partition_bytes, g.sector_bytes, "new NTFS size")?,
-        g.cluster_bytes,
+    let new_partition_bytes = target.partition_bytes;
+    let new_sectors = sub(
+        div(new_partition_bytes, g.sector_bytes, "new NTFS size")?,
+        1,
         "new NTFS size",
     )?;
+    let spc = div(g.cluster_bytes, g.sector_bytes, "boot sector")?;
+    let new_clusters = div(new_sectors, spc, "new NTFS size")?;
+    let ours = NtfsTarget {
+        partition_bytes: new_partition_bytes,
+        total_sectors: new_sectors,
+        total_clusters: new_clusters,
+        bytes_per_sector: u32::try_from(g.sector_bytes).unwrap_or(0),
+    };
+    if ours != *target {
+        return Err(Error::Refused(format!(
+            "the plan and the NTFS writer disagree about the resized volume: the plan says {} sectors of {} bytes, {} clusters; the boot sector gives {} sectors of {} bytes, {} clusters; nothing was written",
+            target.total_sectors, target.bytes_per_sector, target.total_clusters,
+            ours.total_sectors, ours.bytes_per_sector, ours.total_clusters
+        )));
+    }
     if new_clusters == g.clusters {
         return Err(Error::Unsupported(
             "the volume already has that size".into(),
@@ -744,13 +778,7 @@ pub fn plan_resize(
 
     // Boot sector.
     let mut new_boot = boot.clone();
-    let spc = div(cs, g.sector_bytes, "boot sector")?;
-    put_u64(
-        &mut new_boot,
-        0x28,
-        mul(new_clusters, spc, "boot sector")?,
-        "boot sector",
-    )?;
+    put_u64(&mut new_boot, 0x28, new_sectors, "boot sector")?;
     if let Some(lba) = new_start_lba {
         let hidden = u32::try_from(lba).map_err(|_| {
             Error::Unsupported(format!(
@@ -784,6 +812,7 @@ pub fn plan_resize(
         writes,
         old_clusters: g.clusters,
         new_clusters,
+        new_total_sectors: new_sectors,
         cluster_bytes: cs,
         free_bytes_after: new_clusters.saturating_sub(used).saturating_mul(cs),
     })
