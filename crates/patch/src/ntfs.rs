@@ -16,7 +16,11 @@
 //! header, attribute header, data runs, update sequence arrays); ntfs-3g's ntfsresize.c was read
 //! to learn which metadata a resize must update (this code is our own).
 
+use std::mem::offset_of;
+
+use winre_core::ntfs::layout::{BootSectorDisk, NTFS_OEM_ID};
 use winre_readat::ReadAt;
+use zerocopy::FromBytes;
 
 use crate::bytes::{
     add, align_up, div, div_ceil, get, mul, put, put_u16, put_u32, put_u64, sub, u16_at, u32_at,
@@ -54,56 +58,56 @@ pub struct Geometry {
     pub record_bytes: u64,
 }
 
-/// Reads the boot sector (the whole first sector) and its geometry.
+/// Reads the boot sector (the whole first sector) and its geometry, through winre-core's
+/// [`BootSectorDisk`] (the reader's definition of the layout).
 pub fn read_geometry(volume: &dyn ReadAt) -> Result<(Vec<u8>, Geometry)> {
     let what = "NTFS boot sector";
+    let at = |offset: usize| offset as u64;
     let mut head = [0u8; 512];
     volume.read_exact_at(0, &mut head)?;
-    if head.get(3..11) != Some(b"NTFS    ".as_slice()) {
-        return Err(Error::corrupt(what, 3, "OEM ID is not \"NTFS    \""));
+    let (b, _) = BootSectorDisk::read_from_prefix(head.as_slice())
+        .map_err(|_| Error::corrupt(what, 0, "shorter than a boot sector"))?;
+    if b.oem_id != NTFS_OEM_ID {
+        return Err(Error::corrupt(
+            what,
+            at(offset_of!(BootSectorDisk, oem_id)),
+            "OEM ID is not \"NTFS    \"",
+        ));
     }
-    let sector_bytes = u64::from(u16_at(&head, 0x0B, what)?);
+    let sector_bytes = u64::from(b.bytes_per_sector.get());
     if !matches!(sector_bytes, 512 | 1024 | 2048 | 4096) {
         return Err(Error::corrupt(
             what,
-            0x0B,
+            at(offset_of!(BootSectorDisk, bytes_per_sector)),
             format!("{sector_bytes} bytes per sector"),
         ));
     }
-    let spc_raw = get::<1>(&head, 0x0D, what)?[0];
-    let sectors_per_cluster = if spc_raw > 0x80 {
-        1u64.checked_shl(256u32.saturating_sub(u32::from(spc_raw)))
-            .unwrap_or(0)
-    } else {
-        u64::from(spc_raw)
-    };
-    if sectors_per_cluster == 0 || !sectors_per_cluster.is_power_of_two() {
-        return Err(Error::corrupt(
-            what,
-            0x0D,
-            format!("sectors per cluster byte {spc_raw:#x}"),
-        ));
-    }
+    let spc_at = at(offset_of!(BootSectorDisk, sectors_per_cluster));
+    let sectors_per_cluster = b
+        .sectors_per_cluster()
+        .filter(|n| n.is_power_of_two())
+        .ok_or_else(|| {
+            Error::corrupt(
+                what,
+                spc_at,
+                format!("sectors per cluster byte {:#x}", b.sectors_per_cluster),
+            )
+        })?;
     let cluster_bytes = mul(sector_bytes, sectors_per_cluster, what)?;
     if cluster_bytes > 2 * 1024 * 1024 {
         return Err(Error::corrupt(
             what,
-            0x0D,
+            spc_at,
             format!("{cluster_bytes}-byte clusters"),
         ));
     }
-    let total_sectors = u64_at(&head, 0x28, what)?;
+    let total_sectors = b.total_sectors.get();
     let clusters = div(total_sectors, sectors_per_cluster, what)?;
-    let cpr = get::<1>(&head, 0x40, what)?[0] as i8;
-    let record_bytes = if cpr < 0 {
-        1u64.checked_shl(u32::from(cpr.unsigned_abs())).unwrap_or(0)
-    } else {
-        mul(u64::from(cpr.unsigned_abs()), cluster_bytes, what)?
-    };
+    let record_bytes = b.record_bytes(cluster_bytes).unwrap_or(0);
     if !(512..=65536).contains(&record_bytes) || !record_bytes.is_power_of_two() {
         return Err(Error::corrupt(
             what,
-            0x40,
+            at(offset_of!(BootSectorDisk, clusters_per_record)),
             format!("{record_bytes}-byte MFT records"),
         ));
     }
@@ -112,8 +116,8 @@ pub fn read_geometry(volume: &dyn ReadAt) -> Result<(Vec<u8>, Geometry)> {
         cluster_bytes,
         total_sectors,
         clusters,
-        mft_lcn: u64_at(&head, 0x30, what)?,
-        mftmirr_lcn: u64_at(&head, 0x38, what)?,
+        mft_lcn: b.mft_lcn.get(),
+        mftmirr_lcn: b.mftmirr_lcn.get(),
         record_bytes,
     };
     let volume_bytes = mul(clusters, cluster_bytes, what)?;
@@ -123,7 +127,7 @@ pub fn read_geometry(volume: &dyn ReadAt) -> Result<(Vec<u8>, Geometry)> {
     {
         return Err(Error::corrupt(
             what,
-            0x28,
+            at(offset_of!(BootSectorDisk, total_sectors)),
             format!(
                 "{clusters} clusters ({volume_bytes} bytes), MFT at cluster {}, mirror at {}, in a partition of {} bytes",
                 geometry.mft_lcn,
@@ -778,14 +782,16 @@ pub fn plan_resize(
 
     // Boot sector.
     let mut new_boot = boot.clone();
-    put_u64(&mut new_boot, 0x28, new_sectors, "boot sector")?;
+    let (fields, _) = BootSectorDisk::mut_from_prefix(new_boot.as_mut_slice())
+        .map_err(|_| Error::corrupt("NTFS boot sector", 0, "shorter than a boot sector"))?;
+    fields.total_sectors.set(new_sectors);
     if let Some(lba) = new_start_lba {
         let hidden = u32::try_from(lba).map_err(|_| {
             Error::Unsupported(format!(
                 "a partition starting at sector {lba} (past the 32-bit hidden-sectors field)"
             ))
         })?;
-        put_u32(&mut new_boot, 0x1C, hidden, "boot sector")?;
+        fields.hidden_sectors.set(hidden);
     }
     let backup_at = sub(new_partition_bytes, g.sector_bytes, "backup boot sector")?;
 
