@@ -680,6 +680,60 @@ fn layouts_that_need_manual_work() {
     assert!(plan["notes"].to_string().contains("too small"), "{plan:#}");
 }
 
+/// WinRE on the OS volume and an empty NTFS recovery partition right after it with room: the
+/// plan uses that partition (copy Winre.wim, reagentc /setreimage), creates none.
+#[test]
+fn winre_on_the_os_volume_uses_the_recovery_partition_with_room() {
+    let (plan, code) = run_plan("on-os-room", &[]);
+    assert_eq!(code, 3, "{plan:#}");
+    assert_eq!(plan["case"], "winre_on_os_volume");
+    assert_eq!(
+        plan["verdict"]["reason"], "use_recovery_partition",
+        "{plan:#}"
+    );
+    assert_eq!(ops(&plan), ["copy_winre", "set_reagent_location"]);
+    let table = sfdisk("on-os-room");
+    check_before(&plan, &table);
+    assert_eq!(plan["partitions_after"], plan["partitions_before"]);
+    assert_eq!(plan["recovery_partition"], 4);
+    // Free space as ntfs-3g's tools count it.
+    let rec = ntfs("on-os-room.p4.img");
+    assert_eq!(plan["free_before_bytes"], rec.free * rec.cluster);
+    let copy = &plan["steps"][0];
+    assert_eq!(copy["to_partition"], 4);
+    let wim = std::fs::metadata(path("wim-3920.wim")).unwrap().len();
+    assert_eq!(copy["size_bytes"], wim);
+    assert_eq!(copy["from_partition"], 3);
+    assert_eq!(copy["to_path"], r"\Recovery\WindowsRE\Winre.wim");
+    let location = step(&plan, "set_reagent_location", 3);
+    assert_eq!(location["new_offset_bytes"], table.start(4));
+    assert_eq!(
+        location["old_offset_bytes"],
+        reagent_offset("on-os-room.p3.img")
+    );
+    let script: Vec<&str> = plan["windows_script"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(
+        script.contains(&r"reagentc /setreimage /path R:\Recovery\WindowsRE /target C:\Windows"),
+        "{script:#?}"
+    );
+    assert!(
+        !script.iter().any(|l| l.starts_with("create partition")),
+        "{script:#?}"
+    );
+    // resize refuses it, naming the reason, and writes nothing.
+    let out = Command::new(env!("CARGO_BIN_EXE_winre"))
+        .args(["resize", &path("on-os-room.img")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("reagentc /setreimage"));
+}
+
 #[test]
 fn min_free_takes_units() {
     let (a, _) = run_plan("free-after", &["--min-free", "300M"]);

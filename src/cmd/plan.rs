@@ -249,6 +249,24 @@ fn describe(step: &Step) -> String {
             "create recovery partition {partition} at sectors {start_lba}..={end_lba}, type {type_id}, and format it NTFS"
         ),
         Step::DeletePartition { partition } => format!("delete partition {partition}"),
+        Step::CopyWinre {
+            from_partition,
+            from_path,
+            to_partition,
+            to_path,
+            size_bytes,
+        } => format!(
+            "copy Winre.wim ({size_bytes} bytes) from partition {from_partition} ({from_path}) to partition {to_partition} ({to_path})"
+        ),
+        Step::SetReagentLocation {
+            partition,
+            path,
+            location_path,
+            old_offset_bytes,
+            new_offset_bytes,
+        } => format!(
+            "ReAgent.xml (partition {partition}, {path}): WinreLocation path {location_path}, offset {old_offset_bytes} -> {new_offset_bytes} (reagentc /setreimage)"
+        ),
     }
 }
 

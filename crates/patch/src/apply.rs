@@ -268,9 +268,12 @@ pub fn prepare(image: &ImageFile, table: &PartitionTable, plan: &Plan) -> Result
                     "rewriting the BCD's partition offsets (needed to move a recovery partition on an MBR disk)".into(),
                 ))
             }
-            Step::CreatePartition { .. } | Step::DeletePartition { .. } => {
+            Step::CreatePartition { .. }
+            | Step::DeletePartition { .. }
+            | Step::CopyWinre { .. }
+            | Step::SetReagentLocation { .. } => {
                 return Err(Error::Refused(format!(
-                    "plan step {step:?}: creating or deleting partitions is done inside Windows (the plan's windows_script)"
+                    "plan step {step:?}: creating or deleting partitions and copying Winre.wim are done inside Windows (the plan's windows_script)"
                 )))
             }
         }

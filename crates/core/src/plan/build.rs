@@ -6,7 +6,9 @@
 //!
 //! 1. WinRE on the OS volume, or a recovery partition before the OS partition: a new recovery
 //!    partition after the OS partition is needed (manual; Microsoft's rule 2 sizes it as the old
-//!    partition plus the required free space).
+//!    partition plus the required free space). But when WinRE is on the OS volume and an NTFS
+//!    recovery partition right after the OS has room for Winre.wim and the free space, that
+//!    partition is used: copy Winre.wim there, point ReAgent.xml at it (`reagentc /setreimage`).
 //! 2. Unallocated space right after the recovery partition, enough for the growth: grow in place.
 //!    Else, when the recovery partition is the last one and growing the image file is allowed
 //!    (`--grow-image`), that comes first: make the disk longer and grow into the added space.
@@ -235,6 +237,11 @@ impl<'v> Planner<'v> {
 
         if on_os {
             let wim_size = found.as_ref().map_or(0, |f| f.file.size());
+            if let (Some(f), Some(os)) = (&found, os) {
+                if let Some(rec) = self.recovery_with_room(os, wim_size)? {
+                    return self.use_recovery_plan(os, &f.path, wim_size, rec);
+                }
+            }
             return self.new_partition_plan(LayoutCase::WinreOnOsVolume, None, wim_size);
         }
         let Some(recovery) = recovery else {
@@ -601,6 +608,87 @@ impl<'v> Planner<'v> {
                 new_offset_bytes: start,
             });
         }
+    }
+
+    /// The NTFS recovery partition right after the OS partition `os`, when its volume has room
+    /// for Winre.wim (`wim_size` bytes, in whole clusters) and the required free space beside
+    /// it: (partition, free bytes now, cluster size).
+    fn recovery_with_room(
+        &self,
+        os: u32,
+        wim_size: u64,
+    ) -> Result<Option<(&'v Partition, u64, u32)>> {
+        let index = self.sorted.iter().position(|p| p.number == os);
+        let next = index
+            .and_then(|i| i.checked_add(1))
+            .and_then(|i| self.sorted.get(i).copied());
+        let Some(rec) =
+            next.filter(|p| p.kind == Kind::Recovery && p.filesystem == Filesystem::Ntfs)
+        else {
+            return Ok(None);
+        };
+        let Some(volume) = self.view.ntfs(rec.number)? else {
+            return Ok(None);
+        };
+        let facts = ntfs_facts(&volume)?;
+        let cluster = u64::from(facts.cluster_size);
+        let free = facts.free_clusters.saturating_mul(cluster);
+        let wim_bytes = wim_size.div_ceil(cluster.max(1)).saturating_mul(cluster);
+        let needed = wim_bytes.saturating_add(self.plan.required_free_bytes);
+        Ok((free >= needed).then_some((rec, free, facts.cluster_size)))
+    }
+
+    /// WinRE on the OS volume, and the recovery partition after it has room: copy Winre.wim
+    /// there and point ReAgent.xml at it, inside Windows (manual: winre does not create files on
+    /// NTFS offline). No partition changes.
+    fn use_recovery_plan(
+        &mut self,
+        os: u32,
+        wim_path: &str,
+        wim_size: u64,
+        (rec, free, cluster_size): (&'v Partition, u64, u32),
+    ) -> Result<()> {
+        let cluster = u64::from(cluster_size);
+        self.plan.case = LayoutCase::WinreOnOsVolume;
+        self.plan.recovery_partition = Some(rec.number);
+        self.plan.free_before_bytes = Some(free);
+        let wim_bytes = wim_size.div_ceil(cluster.max(1)).saturating_mul(cluster);
+        self.plan.free_after_bytes = Some(free.saturating_sub(wim_bytes));
+        self.plan.unallocated = self.unallocated(rec);
+        let location = r"\Recovery\WindowsRE".to_string();
+        let to_path = format!(r"{location}\Winre.wim");
+        let mut steps = vec![Step::CopyWinre {
+            from_partition: os,
+            from_path: wim_path.to_string(),
+            to_partition: rec.number,
+            to_path: to_path.clone(),
+            size_bytes: wim_size,
+        }];
+        match self.reagent.clone() {
+            Some(r) => steps.push(Step::SetReagentLocation {
+                partition: r.partition,
+                path: r.path.clone(),
+                location_path: location.clone(),
+                old_offset_bytes: r.config.location_offset.unwrap_or(0),
+                new_offset_bytes: rec.start_bytes,
+            }),
+            None => self.plan.notes.push(
+                "no ReAgent.xml was read: reagentc /setreimage writes it inside Windows"
+                    .to_string(),
+            ),
+        }
+        self.plan.steps = steps;
+        self.blockers.push((
+            ManualReason::UseRecoveryPartition,
+            format!(
+                "WinRE is on the OS volume (partition {os}), and the recovery partition {} right after it has {free} bytes free, room for Winre.wim ({wim_size} bytes) and the {} bytes required: copy Winre.wim there and point ReAgent.xml at it inside Windows (reagentc /setreimage; the script below); no new partition is needed",
+                rec.number, self.plan.required_free_bytes
+            ),
+        ));
+        self.plan.windows_script =
+            super::script::use_recovery_script(rec.number, &location, wim_path);
+        self.finish();
+        Ok(())
     }
 
     /// Case 1: a new recovery partition at the end of the OS partition (manual). `old` is the

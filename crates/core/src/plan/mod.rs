@@ -141,6 +141,10 @@ pub enum ManualReason {
     RecoveryBeforeOs,
     /// WinRE is on the OS volume.
     WinreOnOsVolume,
+    /// WinRE is on the OS volume and the recovery partition after it has room: Winre.wim must
+    /// be copied there and ReAgent.xml pointed at it (`reagentc /setreimage`), inside Windows
+    /// (winre does not create files on NTFS offline).
+    UseRecoveryPartition,
     /// No WinRE was found.
     NoWinre,
     /// WinRE is disabled (Microsoft's script stops too): enable it first.
@@ -300,6 +304,34 @@ pub enum Step {
         /// The offset the elements hold now.
         old_offset_bytes: u64,
         /// The offset they must hold.
+        new_offset_bytes: u64,
+    },
+    /// Manual plans only: copy Winre.wim from the OS volume to the recovery partition (WinRE on
+    /// the OS volume, the recovery partition after it has room).
+    CopyWinre {
+        /// Partition holding Winre.wim now (the OS volume).
+        from_partition: u32,
+        /// Its path there.
+        from_path: String,
+        /// The recovery partition.
+        to_partition: u32,
+        /// The path it gets there.
+        to_path: String,
+        /// Bytes copied.
+        size_bytes: u64,
+    },
+    /// Manual plans only: point ReAgent.xml's `<WinreLocation>` at the copied Winre.wim's
+    /// directory and partition (what `reagentc /setreimage /path` does).
+    SetReagentLocation {
+        /// Partition holding ReAgent.xml (the OS volume).
+        partition: u32,
+        /// Its path on that volume.
+        path: String,
+        /// The directory it must name (WinreLocation path).
+        location_path: String,
+        /// The offset it holds now.
+        old_offset_bytes: u64,
+        /// The recovery partition's byte offset it must hold.
         new_offset_bytes: u64,
     },
     /// Manual plans only: create a new recovery partition and format it NTFS, then put WinRE

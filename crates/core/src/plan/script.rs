@@ -67,6 +67,40 @@ pub fn new_partition_script(
     lines
 }
 
+/// The script that moves WinRE from the OS volume to recovery partition `rec` (which has
+/// room): assign it a letter, copy Winre.wim into `location`, point ReAgent.xml at it with
+/// `reagentc /setreimage`, enable WinRE, remove the letter.
+pub fn use_recovery_script(rec: u32, location: &str, wim_path: &str) -> Vec<String> {
+    let select = |lines: &mut Vec<String>| {
+        lines.push("diskpart".to_string());
+        lines.push("rem <DISK>: the disk that holds the OS volume".to_string());
+        lines.push("select disk <DISK>".to_string());
+        lines.push(format!("select partition {rec}"));
+    };
+    let mut lines = vec![
+        "rem Inside Windows, in an elevated Command Prompt. Partition numbers are winre's; check them with \"list partition\".".to_string(),
+        "reagentc /info".to_string(),
+        format!("rem reagentc /disable moves C:{wim_path} to C:\\Windows\\System32\\Recovery\\Winre.wim"),
+        "reagentc /disable".to_string(),
+    ];
+    select(&mut lines);
+    lines.push("assign letter=R".to_string());
+    lines.push("exit".to_string());
+    lines.push(format!("mkdir R:{location}"));
+    lines.push(format!(
+        "xcopy /h C:\\Windows\\System32\\Recovery\\Winre.wim R:{location}\\"
+    ));
+    lines.push(format!(
+        "reagentc /setreimage /path R:{location} /target C:\\Windows"
+    ));
+    lines.push("reagentc /enable".to_string());
+    select(&mut lines);
+    lines.push("remove letter=R".to_string());
+    lines.push("exit".to_string());
+    lines.push("reagentc /info".to_string());
+    lines
+}
+
 fn preamble() -> Vec<String> {
     vec![
         "rem Inside Windows, in an elevated Command Prompt (KB5028997). Partition numbers are winre's; check them with \"list partition\".".to_string(),
