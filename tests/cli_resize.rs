@@ -641,3 +641,66 @@ fn a_resident_reagent_xml_is_rewritten_in_its_mft_record() {
     );
     undo_restores(&img, &original);
 }
+
+#[test]
+fn errors_name_the_file_they_concern() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = copy("resize/gpt-grown.img", dir.path());
+    let original = sha256_file(&img);
+    let missing_dir = dir.path().join("no-such-dir");
+    let journal = missing_dir.join("j");
+    let (out, _) = resize(&img, &["--journal", s(&journal)]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!("{} does not exist", missing_dir.display())),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(sha256_file(&img), original, "nothing was written");
+    let out = winre(&["undo", s(&img)]);
+    assert!(!out.status.success());
+    let default_journal = format!("{}.winre-journal", img.display());
+    assert!(
+        text(&out.stderr).contains(&default_journal),
+        "undo should name the journal it looked for: {}",
+        text(&out.stderr)
+    );
+}
+
+/// A resize killed after its journal's first records, then run again with another `--journal`:
+/// refused (the marker beside the image lists the first journal) until that one is undone.
+#[test]
+fn a_half_done_journal_elsewhere_blocks_another_resize() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = copy("resize/gpt-grown.img", dir.path());
+    let original = sha256_file(&img);
+    let first = dir.path().join("first.journal");
+    let out = Command::new(env!("CARGO_BIN_EXE_winre"))
+        .args(["resize", s(&img), "--apply", "--journal", s(&first)])
+        .env("WINRE_TEST_STOP_AFTER_WRITE", "2")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.signal(), Some(6), "{}", text(&out.stderr));
+    assert!(first.exists());
+    let second = dir.path().join("second.journal");
+    let (out, _) = resize(&img, &["--journal", s(&second)]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&first.display().to_string()),
+        "the refusal names the half-done journal: {}",
+        text(&out.stderr)
+    );
+    assert!(!second.exists());
+    let out = winre(&["undo", s(&img), "--journal", s(&first)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(sha256_file(&img), original);
+    let (out, _) = resize(&img, &["--journal", s(&second)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    undo_restores_with(&img, &second, &original);
+}
+
+fn undo_restores_with(img: &Path, journal: &Path, original_sha: &str) {
+    let out = winre(&["undo", s(img), "--journal", s(journal)]);
+    assert!(out.status.success(), "undo: {}", text(&out.stderr));
+    assert_eq!(sha256_file(img), original_sha);
+}

@@ -149,10 +149,12 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<ExitCode> {
     }
     // Lock the image first, so nothing changes it between the plan and the writes.
     let image = if args.apply {
-        match ImageFile::open(&args.image, args.device) {
+        match ImageFile::open(&args.image, args.device)
+            .and_then(|i| journal::check_no_incomplete_journal(&i).map(|()| i))
+        {
             Ok(i) => Some(i),
             Err(e) => {
-                eprintln!("winre: {e}");
+                eprintln!("winre: {}: {e}", args.image.display());
                 return Ok(ExitCode::from(exit_for(&e)));
             }
         }
@@ -203,7 +205,7 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<ExitCode> {
         let prepared = match apply::prepare(&image, &table, &report.plan) {
             Ok(p) => p,
             Err(e) => {
-                eprintln!("winre: {e}");
+                eprintln!("winre: {}: {e}", args.image.display());
                 return Ok(ExitCode::from(exit_for(&e)));
             }
         };
@@ -228,7 +230,7 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<ExitCode> {
                 report.applied = true;
             }
             Err(e) => {
-                eprintln!("winre: {e}");
+                eprintln!("winre: {}: {e}", args.image.display());
                 let sealed =
                     journal::read(&journal_path).is_ok_and(|j| j.state != JournalState::Saving);
                 if sealed {

@@ -64,7 +64,11 @@ pub fn run(args: &UndoArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            eprintln!("winre: {e}");
+            eprintln!(
+                "winre: undo {} with journal {}: {e}",
+                args.image.display(),
+                journal_path.display()
+            );
             let code = match e {
                 winre_patch::Error::Corrupt { .. } => 3,
                 ref other => exit_for(other),

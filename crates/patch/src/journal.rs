@@ -32,7 +32,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 use crate::bytes::{add, usize_of};
 use crate::error::{Error, Result};
-use crate::image::{Identity, ImageFile};
+use crate::image::{Identity, ImageFile, ImageKind};
 
 const MAGIC: [u8; 8] = *b"WINREJNL";
 const VERSION: u32 = 1;
@@ -169,6 +169,77 @@ pub fn default_path(image: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The marker beside an image that lists every journal begun for it (`IMAGE.winre-journals`,
+/// one absolute path a line), so a resize finds a half-done journal wherever `--journal` put it.
+pub fn marker_path(image: &Path) -> PathBuf {
+    let mut name = image.as_os_str().to_os_string();
+    name.push(".winre-journals");
+    PathBuf::from(name)
+}
+
+/// Adds `journal` to the image's marker and syncs it (before the journal is created, so a
+/// journal that exists is always listed). A device's directory (/dev) gets no marker.
+fn record_in_marker(image: &ImageFile, journal: &Path) -> Result<()> {
+    if image.kind() == ImageKind::Device {
+        return Ok(());
+    }
+    let marker = marker_path(image.path());
+    let journal = std::path::absolute(journal).unwrap_or_else(|_| journal.to_path_buf());
+    let named = |e: io::Error| {
+        Error::Io(io::Error::new(
+            e.kind(),
+            format!("recording the journal in {}: {e}", marker.display()),
+        ))
+    };
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&marker)
+        .map_err(named)?;
+    let mut line = journal.as_os_str().as_encoded_bytes().to_vec();
+    line.push(b'\n');
+    io::Write::write_all(&mut file, &line).map_err(named)?;
+    file.sync_all().map_err(named)?;
+    sync_dir(&marker)
+}
+
+/// Refuses while a journal listed in the image's marker is incomplete (Saving or Sealed) and
+/// was begun for this very file (same device and inode): the image may be half-written, and only
+/// `winre undo --journal THAT` restores it. Journals that are gone, or of another file (a copy
+/// of the image), do not count.
+pub fn check_no_incomplete_journal(image: &ImageFile) -> Result<()> {
+    let marker = marker_path(image.path());
+    let text = match std::fs::read(&marker) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(Error::Io(io::Error::new(
+                e.kind(),
+                format!("reading {}: {e}", marker.display()),
+            )))
+        }
+    };
+    let now = image.identity()?;
+    for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let path = PathBuf::from(String::from_utf8_lossy(line).into_owned());
+        let Ok(journal) = read(&path) else {
+            continue;
+        };
+        let same_file = journal.identity.dev == now.dev && journal.identity.ino == now.ino;
+        if same_file && matches!(journal.state, JournalState::Saving | JournalState::Sealed) {
+            return Err(Error::Refused(format!(
+                "a resize of {} stopped half-way with journal {} (listed in {}); run: winre undo {} --journal {}",
+                image.path().display(),
+                path.display(),
+                marker.display(),
+                image.path().display(),
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// A region of the image a patch will overwrite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Region {
@@ -216,6 +287,7 @@ impl Journal {
                 at = at.saturating_add(len);
             }
         }
+        record_in_marker(image, path)?;
         let planned_records = u64::try_from(pieces.len())
             .unwrap_or(u64::MAX)
             .saturating_add(u64::from(new_len.is_some()));
@@ -225,10 +297,21 @@ impl Journal {
             .create_new(true)
             .open(path)
             .map_err(|e| {
-                if e.kind() == io::ErrorKind::AlreadyExists {
-                    Error::Refused(format!("journal {} already exists", path.display()))
-                } else {
-                    Error::Io(e)
+                let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+                match e.kind() {
+                    io::ErrorKind::AlreadyExists => {
+                        Error::Refused(format!("journal {} already exists", path.display()))
+                    }
+                    io::ErrorKind::NotFound if dir.is_some_and(|d| !d.is_dir()) => {
+                        Error::Refused(format!(
+                            "the journal's directory {} does not exist",
+                            dir.map_or_else(String::new, |d| d.display().to_string())
+                        ))
+                    }
+                    kind => Error::Io(io::Error::new(
+                        kind,
+                        format!("creating the journal {}: {e}", path.display()),
+                    )),
                 }
             })?;
         let mut journal = Self {
@@ -402,7 +485,12 @@ impl ReadJournal {
 /// Reads and checks a journal. A damaged header is an error; a damaged record ends the list
 /// (reported in `torn_at`).
 pub fn read(path: &Path) -> Result<ReadJournal> {
-    let file = File::open(path)?;
+    let file = File::open(path).map_err(|e| {
+        Error::Io(io::Error::new(
+            e.kind(),
+            format!("opening the journal {}: {e}", path.display()),
+        ))
+    })?;
     let file_len = file.metadata()?.len();
     let what = "journal header";
     if file_len < HEADER_BYTES {
