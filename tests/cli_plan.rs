@@ -408,6 +408,7 @@ fn free_space_before_the_recovery_partition_moves_it_down() {
             "move_partition",
             "set_partition_extent",
             "grow_ntfs",
+            "update_reagent_offset",
             "update_reagent_offset"
         ]
     );
@@ -421,6 +422,19 @@ fn free_space_before_the_recovery_partition_moves_it_down() {
         reagent_offset("free-between.p3.img")
     );
     assert_eq!(reagent["new_offset_bytes"], new_start);
+    // The recovery volume's own \Recovery\WindowsRE\ReAgent.xml (read by ntfscat) follows too.
+    let own = step(&plan, "update_reagent_offset", 4);
+    assert_eq!(own["path"], r"\Recovery\WindowsRE\ReAgent.xml");
+    let xml = tool(
+        "ntfscat",
+        &[
+            &path("free-between.p4.img"),
+            "/Recovery/WindowsRE/ReAgent.xml",
+        ],
+    );
+    assert!(xml.contains(&format!("offset=\"{start}\"")), "{xml}");
+    assert_eq!(own["old_offset_bytes"], start);
+    assert_eq!(own["new_offset_bytes"], new_start);
     assert_eq!(
         plan["unallocated"]["before_recovery_bytes"],
         start - table.end(3)
@@ -526,6 +540,7 @@ fn recovery_after_the_os_with_a_free_tail_shrinks_the_os() {
             "move_partition",
             "set_partition_extent",
             "grow_ntfs",
+            "update_reagent_offset",
             "update_reagent_offset"
         ]
     );

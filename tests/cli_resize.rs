@@ -343,6 +343,12 @@ fn shrinks_the_os_moves_and_grows_the_recovery_partition_then_undoes() {
         reagent.contains(&want),
         "ReAgent.xml lacks {want}: {reagent}"
     );
+    // The recovery volume's own copy follows too.
+    let own = text(&ntfscat(&rec_vol, "/Recovery/WindowsRE/ReAgent.xml"));
+    assert!(
+        own.contains(&want),
+        "the recovery volume's ReAgent.xml lacks {want}: {own}"
+    );
     undo_restores(&img, &original);
 }
 

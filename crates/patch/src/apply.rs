@@ -232,6 +232,11 @@ pub fn prepare(image: &ImageFile, table: &PartitionTable, plan: &Plan) -> Result
             } => {
                 let (partition, new_offset_bytes) = (*partition, *new_offset_bytes);
                 let p = part(partition)?;
+                // Read where the volume is now; write where a move of it puts it.
+                let now = placed
+                    .iter()
+                    .find(|(n, _, _)| *n == partition)
+                    .map_or(p.start_bytes, |&(_, _, n)| n);
                 let volume = NtfsVolume::open(Arc::new(Slice::new(
                     Arc::clone(&reader),
                     p.start_bytes,
@@ -257,7 +262,7 @@ pub fn prepare(image: &ImageFile, table: &PartitionTable, plan: &Plan) -> Result
                     out.writes.push((
                         "ReAgent.xml".into(),
                         Write {
-                            offset: add(p.start_bytes, w.offset, "ReAgent.xml write")?,
+                            offset: add(now, w.offset, "ReAgent.xml write")?,
                             bytes: w.bytes,
                         },
                     ));

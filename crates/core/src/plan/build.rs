@@ -46,6 +46,9 @@ use crate::{Error, Result};
 /// measurement.
 pub const NEW_VOLUME_METADATA_BYTES: u64 = 16 << 20;
 
+/// Where the recovery volume keeps its own copy of ReAgent.xml.
+const RECOVERY_REAGENT_PATH: &str = r"\Recovery\WindowsRE\ReAgent.xml";
+
 /// Where `\hiberfil.sys` is on the OS volume.
 const HIBERFIL_PATH: &str = r"\hiberfil.sys";
 
@@ -591,6 +594,22 @@ impl<'v> Planner<'v> {
                 "no ReAgent.xml was read: after the move, run reagentc /info inside Windows to check the WinRE location".to_string(),
             ),
         }
+        // The recovery volume's own copy (Windows keeps one in \Recovery\WindowsRE) follows too.
+        match self.recovery_reagent_offset(rec) {
+            Ok(Some(offset)) if offset == rec.start_bytes => {
+                steps.push(Step::UpdateReagentOffset {
+                    partition: rec.number,
+                    path: RECOVERY_REAGENT_PATH.to_string(),
+                    old_offset_bytes: rec.start_bytes,
+                    new_offset_bytes: start,
+                });
+            }
+            Ok(_) => {}
+            Err(e) => self.plan.notes.push(format!(
+                "{RECOVERY_REAGENT_PATH} on partition {} could not be read ({e}): left as it is",
+                rec.number
+            )),
+        }
         if self.plan.scheme != "mbr" {
             return;
         }
@@ -689,6 +708,22 @@ impl<'v> Planner<'v> {
             super::script::use_recovery_script(rec.number, &location, wim_path);
         self.finish();
         Ok(())
+    }
+
+    /// The WinreLocation offset of the recovery volume's own ReAgent.xml, `None` when it has
+    /// none (or names no offset).
+    fn recovery_reagent_offset(&self, rec: &Partition) -> Result<Option<u64>> {
+        let Some(volume) = self.view.ntfs(rec.number)? else {
+            return Ok(None);
+        };
+        let Some(bytes) = volume.read_small_file(
+            RECOVERY_REAGENT_PATH,
+            crate::reagent::MAX_REAGENT_BYTES as u64,
+        )?
+        else {
+            return Ok(None);
+        };
+        Ok(crate::reagent::parse_reagent(&bytes)?.location_offset)
     }
 
     /// Case 1: a new recovery partition at the end of the OS partition (manual). `old` is the
