@@ -8,7 +8,7 @@ use winre_core::scan::{self, Requirement, ScanOptions};
 use winre_core::version::WinreVersion;
 
 use super::scan::{parse_size, scan_all, Outcome};
-use super::source::RemoteArgs;
+use super::source::{ParentArgs, RemoteArgs};
 
 /// Arguments of `winre check`.
 #[derive(Args)]
@@ -30,6 +30,8 @@ pub struct CheckArgs {
     pub jobs: Option<usize>,
     #[command(flatten)]
     pub remote: RemoteArgs,
+    #[command(flatten)]
+    pub parents: ParentArgs,
 }
 
 /// Exit 0 when every image passes, 1 when any fails (one line per reason), 2 when any cannot be
@@ -46,7 +48,13 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     };
     let mut unreadable = false;
     let mut failed = false;
-    for outcome in scan_all(&args.images, args.jobs, &options, &args.remote)? {
+    for outcome in scan_all(
+        &args.images,
+        args.jobs,
+        &options,
+        &args.remote,
+        &args.parents,
+    )? {
         match outcome {
             Outcome::Report(report, _) => {
                 let reasons = scan::check(&report, &requirement);

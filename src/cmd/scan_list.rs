@@ -26,7 +26,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use winre_core::scan::ScanOptions;
 
 use super::scan::{outcome_json, scan_one, stats_line, Outcome};
-use super::source::RemoteArgs;
+use super::source::{ParentArgs, RemoteArgs};
 
 /// How many finished lines may wait for a slower earlier one, per worker.
 const REORDER_WINDOW_PER_JOB: usize = 64;
@@ -249,14 +249,12 @@ fn scan_ordered(
                 let Some(item) = items.get(index) else { return };
                 // A panic in one image's scan (a bug) becomes that image's error record: the
                 // writer waits for every index, so a lost one would hang the run.
-                let outcome =
-                    std::panic::catch_unwind(AssertUnwindSafe(|| scan_one(item, options, remote)))
-                        .unwrap_or_else(|_| {
-                            Outcome::Failed(
-                                item.clone(),
-                                "internal error: the scan panicked".into(),
-                            )
-                        });
+                let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    scan_one(item, options, remote, &ParentArgs::default())
+                }))
+                .unwrap_or_else(|_| {
+                    Outcome::Failed(item.clone(), "internal error: the scan panicked".into())
+                });
                 let finished = finish(&outcome, stats);
                 lock().done.insert(index, finished);
                 changed.notify_all();

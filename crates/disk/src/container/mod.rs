@@ -118,6 +118,12 @@ pub fn open_reader(file: Arc<dyn ReadAt>, options: &OpenOptions) -> Result<Disk>
     open_reader_in(file, options, &Chain::top(None, options))
 }
 
+/// Like [`open_reader`], for a byte source read from the image at `path` (a file wrapped in a
+/// read counter): its parents are looked for next to `path`, as [`open`] does.
+pub fn open_reader_for(file: Arc<dyn ReadAt>, path: &Path, options: &OpenOptions) -> Result<Disk> {
+    open_reader_in(file, options, &Chain::top(Some(path), options))
+}
+
 fn open_reader_in(file: Arc<dyn ReadAt>, options: &OpenOptions, chain: &Chain) -> Result<Disk> {
     match detect(file.as_ref())? {
         Format::Raw => Ok(raw::from_reader(file)),
