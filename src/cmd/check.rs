@@ -8,7 +8,7 @@ use winre_core::updates;
 use winre_core::version::WinreVersion;
 
 use super::scan::{scan_all, Outcome};
-use super::source::RemoteArgs;
+use super::source::{ParentArgs, RemoteArgs};
 use crate::cli::color::{paint, Tone};
 use crate::cli::size::parse_size;
 use crate::cli::threads::ThreadsArg;
@@ -33,6 +33,8 @@ pub struct CheckArgs {
     pub threads: ThreadsArg,
     #[command(flatten)]
     pub remote: RemoteArgs,
+    #[command(flatten)]
+    pub parents: ParentArgs,
 }
 
 /// Exit 0 when every image passes, 1 when any fails (one line per reason), 2 when any cannot be
@@ -52,7 +54,13 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Exit> {
     };
     let mut unreadable = false;
     let mut failed = false;
-    for outcome in scan_all(&args.images, args.threads, &options, &args.remote)? {
+    for outcome in scan_all(
+        &args.images,
+        args.threads,
+        &options,
+        &args.remote,
+        &args.parents,
+    )? {
         match outcome {
             Outcome::Report(report, _) => {
                 let reasons = scan::check(&report, &requirement);

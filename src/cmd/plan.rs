@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use clap::Args;
 use winre_core::plan::{self, Plan, PlanOptions, PlanPartition, Step, Verdict};
 
+use winre_disk::container;
+
+use super::source::{self, ParentArgs};
 use crate::cli::size::parse_size;
 use crate::cli::Exit;
 
@@ -21,13 +24,17 @@ pub struct PlanArgs {
     /// The plan as one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub parents: ParentArgs,
 }
 
 pub fn run(args: &PlanArgs) -> anyhow::Result<Exit> {
     let options = PlanOptions {
         required_free_bytes: args.min_free,
     };
-    let plan = plan::plan_path(&args.image, &options)?;
+    let disk = container::open(&args.image, &args.parents.options())
+        .map_err(|e| source::with_parent_hint(e).context(args.image.display().to_string()))?;
+    let plan = plan::plan_disk(&args.image.display().to_string(), disk, &options)?;
     if args.json {
         println!(
             "{}",

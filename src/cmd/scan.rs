@@ -7,9 +7,8 @@ use clap::Args;
 use rayon::prelude::*;
 use winre_core::report::{ScanReport, WinreStatus};
 use winre_core::scan::{self, ScanOptions};
-use winre_disk::container::OpenOptions;
 
-use super::source::{self, RemoteArgs};
+use super::source::{self, ParentArgs, RemoteArgs};
 use crate::cli::color::{paint, Tone};
 use crate::cli::size::{human, parse_size, plural};
 use crate::cli::threads::ThreadsArg;
@@ -51,6 +50,8 @@ pub struct ScanArgs {
     pub stats: bool,
     #[command(flatten)]
     pub remote: RemoteArgs,
+    #[command(flatten)]
+    pub parents: ParentArgs,
 }
 
 /// One image's outcome.
@@ -67,25 +68,27 @@ pub fn scan_all(
     threads: ThreadsArg,
     options: &ScanOptions,
     remote: &RemoteArgs,
+    parents: &ParentArgs,
 ) -> anyhow::Result<Vec<Outcome>> {
     let pool = threads.pool(images.len())?;
     Ok(pool.install(|| {
         images
             .par_iter()
-            .map(|path| scan_one(path, options, remote))
+            .map(|path| scan_one(path, options, remote, parents))
             .collect()
     }))
 }
 
 /// Scans one image, a local path or a URL; every image of `winre scan`, listed or not, goes
 /// through here.
-pub fn scan_one(path: &Path, options: &ScanOptions, remote: &RemoteArgs) -> Outcome {
+pub fn scan_one(
+    path: &Path,
+    options: &ScanOptions,
+    remote: &RemoteArgs,
+    parents: &ParentArgs,
+) -> Outcome {
     let started = Instant::now();
-    let scanned = if source::is_remote(path) {
-        scan_remote(path, options, remote)
-    } else {
-        scan::scan_path(path, options).map_err(|e| e.to_string())
-    };
+    let scanned = scan_input(path, options, remote, parents);
     match scanned {
         Ok(report) => Outcome::Report(Box::new(report), started.elapsed().as_secs_f64() * 1000.0),
         // A URL is shown redacted, in error records too.
@@ -93,14 +96,16 @@ pub fn scan_one(path: &Path, options: &ScanOptions, remote: &RemoteArgs) -> Outc
     }
 }
 
-/// Scans the image at a URL; the report names the URL redacted and counts the requests made.
-fn scan_remote(
+/// Scans the image at a local path or a URL; the report of a URL names it redacted and counts
+/// the requests made.
+fn scan_input(
     url: &Path,
     options: &ScanOptions,
     remote: &RemoteArgs,
+    parents: &ParentArgs,
 ) -> Result<ScanReport, String> {
     let opened =
-        source::open_disk(url, &OpenOptions::default(), remote).map_err(|e| format!("{e:#}"))?;
+        source::open_disk(url, &parents.options(), remote).map_err(|e| format!("{e:#}"))?;
     let mut report =
         scan::scan_disk(&opened.label, &opened.disk, options).map_err(|e| e.to_string())?;
     if let Some(reader) = &opened.remote {
@@ -146,6 +151,12 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
         hash: args.hash,
     };
     if let Some(list) = &args.from_list {
+        if !args.parents.parents.is_empty() {
+            anyhow::bail!(
+                "--parent names the parents of the images given on the command line; with \
+                 --from-list each image's chain is followed from its recorded names"
+            );
+        }
         return scan_list::run(
             &scan_list::ListArgs {
                 list,
@@ -158,7 +169,13 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
             &options,
         );
     }
-    let outcomes = scan_all(&args.images, args.threads, &options, &args.remote)?;
+    let outcomes = scan_all(
+        &args.images,
+        args.threads,
+        &options,
+        &args.remote,
+        &args.parents,
+    )?;
     let mut failed = false;
     for outcome in &outcomes {
         if args.json {
@@ -197,6 +214,18 @@ pub fn render_text(r: &ScanReport) -> String {
         r.source.sector_size,
         r.partition_table.scheme.to_uppercase()
     );
+    for link in &r.source.chain {
+        let how = if link.given {
+            "given with --parent".to_string()
+        } else {
+            format!("recorded as {:?}", link.recorded)
+        };
+        let format = serde_json::to_value(link.format)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let _ = writeln!(s, "  Parent:               {} ({format}, {how})", link.path);
+    }
     let status = match r.winre.status {
         WinreStatus::Enabled => "Enabled",
         WinreStatus::Disabled => "Disabled",

@@ -46,6 +46,10 @@ pub struct SourceInfo {
     pub disk_size: u64,
     /// Logical sector size in bytes.
     pub sector_size: u32,
+    /// The parents of a differencing image that were opened, nearest first (empty for a disk
+    /// that stands alone): `path`, `format`, `recorded` (the name the child records), `given`
+    /// (true when named with --parent).
+    pub chain: Vec<winre_disk::container::ChainLink>,
 }
 
 /// The partition table's own facts.

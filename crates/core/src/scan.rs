@@ -180,6 +180,7 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
                 Scheme::None => view.disk.info.sector_size,
                 _ => view.table.info.sector_size,
             },
+            chain: view.disk.info.chain.clone(),
         },
         partition_table: TableSummary {
             scheme: match view.table.info.scheme {
@@ -499,6 +500,11 @@ pub struct LocatedWinre {
 /// when there is none.
 pub fn locate_path(path: &Path) -> Result<LocatedWinre> {
     let disk = container::open(path, &OpenOptions::default())?;
+    locate_disk(&path.display().to_string(), disk)
+}
+
+/// [`locate_path`] for an opened disk; `label` names it in the error.
+pub fn locate_disk(label: &str, disk: Disk) -> Result<LocatedWinre> {
     let view = DiskView::open(disk)?;
     let mut problems = Vec::new();
     let os_partitions = view.os_partitions(&mut problems);
@@ -512,7 +518,7 @@ pub fn locate_path(path: &Path) -> Result<LocatedWinre> {
             &mut problems,
         )
         .ok_or_else(|| {
-            let mut message = format!("no Winre.wim in {}", path.display());
+            let mut message = format!("no Winre.wim in {label}");
             for p in &problems {
                 message.push_str("; ");
                 message.push_str(&p.message);
