@@ -347,9 +347,15 @@ mod tests {
         assert!(!TABLE.contains("/work/") && !TABLE.contains("reference/"));
         let kb = |name: &str| rows.iter().find(|r| r.kb.as_deref() == Some(name)).unwrap();
         assert_eq!(kb("KB5034957").threshold_kind, ThresholdKind::FileVersion);
-        assert_eq!(kb("KB5046399").min_version.unwrap().to_string(), "10.0.20348.2751");
+        assert_eq!(
+            kb("KB5046399").min_version.unwrap().to_string(),
+            "10.0.20348.2751"
+        );
         assert!(kb("KB5046399").confirmed);
-        assert_eq!(kb("KB5077180").min_version.unwrap().to_string(), "10.0.26100.7817");
+        assert_eq!(
+            kb("KB5077180").min_version.unwrap().to_string(),
+            "10.0.26100.7817"
+        );
         assert!(!kb("KB5077180").confirmed);
         assert_eq!(
             kb("KB5034441").min_version.unwrap().to_string(),
@@ -382,8 +388,10 @@ mod tests {
         ] {
             assert!(parse_table(bad).is_err(), "{bad}");
         }
-        let err = parse_table(&format!("# header\n{ok}\n\n19041,KB2,2024,,x,wim_version,s,\n"))
-            .unwrap_err();
+        let err = parse_table(&format!(
+            "# header\n{ok}\n\n19041,KB2,2024,,x,wim_version,s,\n"
+        ))
+        .unwrap_err();
         assert!(err.starts_with("line 4: confirmed"), "{err}");
         assert!(parse_table("# comment\n\n").unwrap().is_empty());
     }

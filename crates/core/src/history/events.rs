@@ -210,7 +210,12 @@ mod tests {
         assert_eq!(e.error_code.as_deref(), Some("0x80070643"));
         assert_eq!(e.kb.as_deref(), Some("KB5057589"));
         assert_eq!(e.kind, "failed");
-        let a = agent_event(&event(WINRE_AGENT_PROVIDER, 4501, &[("v", "10.0.19041.5728")])).unwrap();
+        let a = agent_event(&event(
+            WINRE_AGENT_PROVIDER,
+            4501,
+            &[("v", "10.0.19041.5728")],
+        ))
+        .unwrap();
         assert_eq!(a.version.unwrap().to_string(), "10.0.19041.5728");
         let a = agent_event(&event(
             WINRE_AGENT_PROVIDER,

@@ -192,13 +192,7 @@ fn text(value: &Value) -> Option<String> {
         Value::Null => None,
         Value::String(s) => Some(s.clone()),
         Value::Object(o) => o.get("#text").and_then(text),
-        Value::Array(items) => Some(
-            items
-                .iter()
-                .filter_map(text)
-                .collect::<Vec<_>>()
-                .join("\n"),
-        ),
+        Value::Array(items) => Some(items.iter().filter_map(text).collect::<Vec<_>>().join("\n")),
         other => Some(other.to_string()),
     }
 }

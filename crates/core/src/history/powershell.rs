@@ -177,9 +177,8 @@ fn encoded_command(words: &[&str]) -> bool {
         let Some(name) = flag.strip_prefix('-').or_else(|| flag.strip_prefix('/')) else {
             return false;
         };
-        let is_flag = name == "e"
-            || name == "ec"
-            || (name.len() >= 2 && "encodedcommand".starts_with(name));
+        let is_flag =
+            name == "e" || name == "ec" || (name.len() >= 2 && "encodedcommand".starts_with(name));
         is_flag
             && value.len() >= 16
             && value
@@ -195,14 +194,12 @@ fn bits_destination(words: &[&str]) -> Option<String> {
     let args = words.get(at.saturating_add(1)..)?;
     let named = args
         .windows(2)
-        .find(|p| p.first().is_some_and(|f| "-destination".starts_with(*f) && f.len() >= 2))
+        .find(|p| {
+            p.first()
+                .is_some_and(|f| "-destination".starts_with(*f) && f.len() >= 2)
+        })
         .and_then(|p| p.get(1).copied());
-    let positional = || {
-        args.iter()
-            .filter(|w| !w.starts_with('-'))
-            .nth(1)
-            .copied()
-    };
+    let positional = || args.iter().filter(|w| !w.starts_with('-')).nth(1).copied();
     let dest = named.or_else(positional)?;
     let name = dest.rsplit(['\\', '/']).next().unwrap_or(dest);
     (name.len() >= 3).then(|| name.to_string())

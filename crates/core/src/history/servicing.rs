@@ -19,7 +19,8 @@ use crate::software::hive_error;
 /// The CBS key inside the SOFTWARE hive.
 pub const CBS_KEY: &str = r"Microsoft\Windows\CurrentVersion\Component Based Servicing";
 /// Windows Update's reboot flag key inside the SOFTWARE hive.
-pub const WU_REBOOT_KEY: &str = r"Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired";
+pub const WU_REBOOT_KEY: &str =
+    r"Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired";
 /// The component store's pending transaction file.
 pub const PENDING_XML_PATH: &str = r"\Windows\WinSxS\pending.xml";
 /// The COMPONENTS hive.

@@ -133,12 +133,14 @@ impl FileHandle {
         }
         let info = file.info().ok();
         let standard_attributes = info.as_ref().map_or(0, |i| i.file_attributes().bits());
-        let times = info.as_ref().map_or_else(FileTimes::default, |i| FileTimes {
-            created: i.creation_time().nt_timestamp(),
-            modified: i.modification_time().nt_timestamp(),
-            mft_modified: i.mft_record_modification_time().nt_timestamp(),
-            accessed: i.access_time().nt_timestamp(),
-        });
+        let times = info
+            .as_ref()
+            .map_or_else(FileTimes::default, |i| FileTimes {
+                created: i.creation_time().nt_timestamp(),
+                modified: i.modification_time().nt_timestamp(),
+                mft_modified: i.mft_record_modification_time().nt_timestamp(),
+                accessed: i.access_time().nt_timestamp(),
+            });
         let cluster_size = u64::from(volume.cluster_size());
         let ntfs_error = |e| Error::ntfs(format!("attributes of {path} (MFT record {record})"), e);
 
