@@ -23,6 +23,10 @@ pub struct CheckArgs {
     /// WinRE must have this update (e.g. KB5057589).
     #[arg(long, conflicts_with = "min_version")]
     pub kb: Option<String>,
+    /// With --kb: pass only when the update's verdict (as `winre history` gives it) is
+    /// installed; pending a restart, reported failed, failed and not offered all fail.
+    #[arg(long, requires = "kb")]
+    pub require_installed: bool,
     /// WinRE must be at least this version (e.g. 10.0.19041.5728).
     #[arg(long)]
     pub min_version: Option<WinreVersion>,
@@ -45,12 +49,14 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Exit> {
     }
     let options = ScanOptions {
         required_free_bytes: args.min_free,
-        hash: false,
+        history: args.require_installed,
+        ..ScanOptions::default()
     };
     let requirement = Requirement {
         min_version: args.min_version,
         kb: args.kb.clone(),
         min_free_bytes: Some(args.min_free),
+        require_installed: args.require_installed,
     };
     let mut unreadable = false;
     let mut failed = false;

@@ -162,7 +162,7 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<Exit> {
     };
     let options = ScanOptions {
         required_free_bytes: args.min_free,
-        hash: false,
+        ..ScanOptions::default()
     };
     let core_plan = winre_core::plan::plan_path(
         &args.image,

@@ -44,6 +44,10 @@ pub struct ScanArgs {
     /// Also read the whole Winre.wim and give its SHA-256.
     #[arg(long)]
     pub hash: bool,
+    /// Also read the event logs, servicing state and PowerShell history, and give a verdict per
+    /// WinRE update (as `winre history`).
+    #[arg(long)]
+    pub history: bool,
     /// Print bytes read and time taken per image on stderr (for URLs also the requests made
     /// and bytes fetched).
     #[arg(long)]
@@ -149,6 +153,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
     let options = ScanOptions {
         required_free_bytes: args.min_free,
         hash: args.hash,
+        history: args.history,
     };
     if let Some(list) = &args.from_list {
         if !args.parents.parents.is_empty() {
@@ -303,6 +308,17 @@ pub fn render_text(r: &ScanReport) -> String {
             let _ = writeln!(s, "    {state:<14} >= {min:<18} {}", u.title);
         }
     }
+    for f in &r.winre.version_sources.files {
+        let shown = match (&f.error, &f.file_version, &f.product_version) {
+            (Some(e), _, _) => format!("unreadable ({e})"),
+            (None, Some(file), Some(product)) => format!("file {file}, product {product}"),
+            _ => "no fixed version".to_string(),
+        };
+        let _ = writeln!(s, "  {:<21} {shown}", format!("{}:", file_name(&f.path)));
+    }
+    if let Some(h) = &r.history {
+        s.push_str(&super::history::render_history(h));
+    }
     if r.problems.is_empty() {
         let _ = writeln!(s, "  Problems:             none");
     } else {
@@ -313,4 +329,8 @@ pub fn render_text(r: &ScanReport) -> String {
     }
     s.push('\n');
     s
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('\\').next().unwrap_or(path)
 }

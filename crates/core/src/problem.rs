@@ -96,6 +96,8 @@ problem_codes! {
     ShortOfSpace = "short_of_space",
     /// The free space of the WinRE volume could not be counted.
     FreeSpaceUnknown = "free_space_unknown",
+    /// A file version inside Winre.wim (winpeshl.exe, winload) disagrees with the WIM XML.
+    FileVersionMismatch = "file_version_mismatch",
 }
 
 impl fmt::Display for ProblemCode {

@@ -16,6 +16,8 @@ use winre_disk::probe::Filesystem;
 use winre_readat::{Counting, ReadAt};
 use winre_wim::codec::Compression;
 
+use crate::file_versions::{self, FileVersion};
+use crate::history;
 use crate::locate::{self, DiskView, FoundBcd, FoundReagent, FoundWim};
 use crate::problem::{Problem, ProblemCode};
 use crate::report::{
@@ -33,6 +35,8 @@ pub struct ScanOptions {
     pub required_free_bytes: u64,
     /// Read the whole Winre.wim to give its SHA-256.
     pub hash: bool,
+    /// Read the event logs, servicing state and PowerShell history, and judge each update.
+    pub history: bool,
 }
 
 impl Default for ScanOptions {
@@ -40,6 +44,7 @@ impl Default for ScanOptions {
         Self {
             required_free_bytes: REQUIRED_FREE_BYTES,
             hash: false,
+            history: false,
         }
     }
 }
@@ -130,9 +135,9 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
         &os_partitions,
         &mut problems,
     );
-    let (wim, wim_xml) = match &found {
+    let (wim, wim_xml, files) = match &found {
         Some(f) => match read_wim(f, options.hash) {
-            Ok((summary, version)) => (Some(summary), version),
+            Ok((summary, version, files)) => (Some(summary), version, files),
             Err(e) => {
                 problems.push(Problem::new(
                     ProblemCode::WimUnreadable,
@@ -141,11 +146,31 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
                         f.partition, f.path
                     ),
                 ));
-                (None, None)
+                (None, None, Vec::new())
             }
         },
-        None => (None, None),
+        None => (None, None, Vec::new()),
     };
+    for file in &files {
+        // A file whose version cannot be read says so in `files[].error`, not as a problem.
+        match (&file.error, file.agrees_with_xml) {
+            (None, Some(false)) => problems.push(Problem::new(
+                ProblemCode::FileVersionMismatch,
+                format!(
+                    "version mismatch: {} inside Winre.wim is {}, the WIM XML says {}",
+                    file.path,
+                    match file.compared {
+                        file_versions::ComparedField::FileVersion => file.file_version.as_deref(),
+                        file_versions::ComparedField::ProductVersion =>
+                            file.product_version.as_deref(),
+                    }
+                    .unwrap_or("?"),
+                    wim_xml.map(|v| v.to_string()).unwrap_or_default()
+                ),
+            )),
+            _ => {}
+        }
+    }
 
     let status = match (&found, reagent.as_ref().and_then(|r| r.config.enabled())) {
         (None, _) => WinreStatus::NotFound,
@@ -168,6 +193,22 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
 
     let recovery_space = recovery_space(view, &found, status, options, &mut problems);
     let updates = version.map(updates::updates_for).unwrap_or_default();
+    let history = options.history.then(|| {
+        let winload_version = files
+            .iter()
+            .find(|f| f.path.contains("winload"))
+            .and_then(|f| f.product_version.as_deref())
+            .and_then(|v| v.parse().ok());
+        history::read_history(
+            view,
+            &os_partitions,
+            history::ImageFacts {
+                wim_version: wim_xml,
+                winload_version,
+                space_shortfall: recovery_space.as_ref().map(|s| s.shortfall),
+            },
+        )
+    });
 
     Ok(ScanReport {
         source: SourceInfo {
@@ -210,20 +251,31 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
             path: found.as_ref().map(|f| f.path.clone()),
             found_by: found.as_ref().map(|f| f.found_by.name().to_string()),
             version,
-            version_sources: VersionSources { wim_xml, registry },
+            version_sources: VersionSources {
+                wim_xml,
+                registry,
+                files,
+            },
             wim,
             reagent: reagent.as_ref().map(reagent_summary),
             bcd: bcd.as_ref().map(bcd_summary),
         },
         recovery_space,
         updates,
+        update_table: updates::table_id().clone(),
+        history,
         problems,
         stats: ReadSummary::default(),
     })
 }
 
-/// Reads Winre.wim's header and XML in place (and its SHA-256 when asked).
-fn read_wim(found: &FoundWim, hash: bool) -> Result<(WimSummary, Option<WinreVersion>)> {
+/// Reads Winre.wim's header and XML in place (and its SHA-256 when asked), and the version
+/// resources of winpeshl.exe and winload.efi in image 1 (only image 1's metadata and those two
+/// files are read).
+fn read_wim(
+    found: &FoundWim,
+    hash: bool,
+) -> Result<(WimSummary, Option<WinreVersion>, Vec<FileVersion>)> {
     let reader = found.file.data_reader()?;
     let wim = winre_wim::Wim::open(&reader)?;
     let info = winre_wim::WimInfo::new(&wim);
@@ -248,7 +300,19 @@ fn read_wim(found: &FoundWim, hash: bool) -> Result<(WimSummary, Option<WinreVer
         integrity_table: header.integrity.is_some(),
         data_runs: found.file.data_runs().len(),
     };
-    Ok((summary, version))
+    let files = match file_versions::wim_file_versions(&wim) {
+        Ok(files) => files,
+        Err(e) => vec![FileVersion {
+            path: "image 1".to_string(),
+            file_version: None,
+            product_version: None,
+            file_version_string: None,
+            compared: file_versions::ComparedField::FileVersion,
+            agrees_with_xml: None,
+            error: Some(e),
+        }],
+    };
+    Ok((summary, version, files))
 }
 
 /// SHA-256 of everything `reader` holds, read in 1 MiB pieces, as lowercase hex.
@@ -268,6 +332,11 @@ pub fn sha256_hex(reader: &dyn ReadAt) -> Result<String> {
         offset = offset.saturating_add(take);
     }
     Ok(hex(&hasher.finalize()))
+}
+
+/// SHA-256 of `bytes` as lowercase hex.
+pub fn hex_digest(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -537,6 +606,8 @@ pub struct Requirement {
     pub kb: Option<String>,
     /// The WinRE volume must have this many bytes free (`None`: do not check).
     pub min_free_bytes: Option<u64>,
+    /// With `kb`: the update's verdict (the report's `history`) must be `installed`.
+    pub require_installed: bool,
 }
 
 /// The reasons `report` fails `requirement`, one sentence each; empty when it passes.
@@ -589,6 +660,27 @@ pub fn check(report: &ScanReport, requirement: &Requirement) -> Vec<String> {
                     }
                 }
             }
+        }
+    }
+    if let (Some(kb), true) = (&requirement.kb, requirement.require_installed) {
+        let wanted = updates::kb_number(kb.trim())
+            .or_else(|| updates::kb_number(&format!("KB{}", kb.trim())))
+            .unwrap_or_default();
+        let verdict = report
+            .history
+            .as_ref()
+            .and_then(|h| h.verdicts.iter().find(|v| v.kb.as_deref() == Some(&wanted)));
+        match verdict {
+            Some(v) if v.verdict == history::verdict::Verdict::Installed => {}
+            Some(v) => reasons.push(format!(
+                "{wanted}: the verdict is {}, not installed ({})",
+                v.verdict.name(),
+                v.evidence.join("; ")
+            )),
+            None if report.history.is_none() => {
+                reasons.push(format!("{wanted}: no history was read to judge it"))
+            }
+            None => {}
         }
     }
     if let Some(min_free) = requirement.min_free_bytes {
