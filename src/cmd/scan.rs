@@ -163,12 +163,14 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     }
     let outcomes = scan_all(&args.images, args.jobs, &options, &args.remote)?;
     let mut failed = false;
+    let mut code = 0u8;
     for outcome in &outcomes {
         if args.json {
             println!("{}", outcome_json(outcome)?);
         }
         match outcome {
             Outcome::Report(report, ms) => {
+                code = code.max(exit_code_of(report));
                 if !args.json {
                     print!("{}", render_text(report));
                 }
@@ -187,8 +189,19 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     Ok(if failed {
         ExitCode::from(2)
     } else {
-        ExitCode::SUCCESS
+        ExitCode::from(code)
     })
+}
+
+/// The exit code a scanned image asks for: 2 when it is not a disk image, 1 when it is damaged
+/// (truncated, nothing readable), else 0.
+pub fn exit_code_of(report: &ScanReport) -> u8 {
+    report
+        .problems
+        .iter()
+        .filter_map(|p| p.code.scan_exit_code())
+        .max()
+        .unwrap_or(0)
 }
 
 /// The text summary, in the spirit of `reagentc /info`.

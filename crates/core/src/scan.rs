@@ -16,7 +16,9 @@ use winre_disk::probe::Filesystem;
 use winre_readat::{Counting, ReadAt};
 use winre_wim::codec::Compression;
 
+use crate::filetype;
 use crate::locate::{self, DiskView, FoundBcd, FoundReagent, FoundWim};
+use crate::problem::{push, Problem, ProblemCode as Code};
 use crate::report::{
     BcdSummary, PartitionSummary, ReadSummary, ReagentSummary, RecoverySpace, ScanReport,
     SourceInfo, TableSummary, VersionSources, WimSummary, WinreReport, WinreStatus,
@@ -69,10 +71,11 @@ pub fn scan_disk(label: &str, disk: &Disk, options: &ScanOptions) -> Result<Scan
 
 /// Everything but the read counters.
 fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanReport> {
-    let mut problems = Vec::new();
+    let mut problems: Vec<Problem> = Vec::new();
+    image_findings(view, &mut problems);
     for part in &view.table.partitions {
         if part.filesystem == Filesystem::Bitlocker {
-            problems.push(format!(
+            push(&mut problems, Code::Bitlocker, format!(
                 "partition {} is BitLocker-encrypted: winre cannot look inside it (unlock it and scan a decrypted image)",
                 part.number
             ));
@@ -80,33 +83,52 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
     }
     let os_partitions = view.os_partitions(&mut problems);
     if os_partitions.is_empty() {
-        problems.push(r"no OS volume found (an NTFS partition with \Windows\System32)".to_string());
+        push(
+            &mut problems,
+            Code::NoOsVolume,
+            r"no OS volume found (an NTFS partition with \Windows\System32)".to_string(),
+        );
     }
     let reagent = view.reagent(&os_partitions).unwrap_or_else(|e| {
-        problems.push(format!("ReAgent.xml could not be read: {e}"));
+        push(
+            &mut problems,
+            Code::Reagent,
+            format!("ReAgent.xml could not be read: {e}"),
+        );
         None
     });
     if reagent.is_none() && !os_partitions.is_empty() {
-        problems.push(format!(
-            "no ReAgent.xml ({}) on the OS volume",
-            locate::REAGENT_PATH
-        ));
+        push(
+            &mut problems,
+            Code::Reagent,
+            format!("no ReAgent.xml ({}) on the OS volume", locate::REAGENT_PATH),
+        );
     }
     let bcd = view.bcd().unwrap_or_else(|e| {
-        problems.push(format!("BCD store could not be read: {e}"));
+        push(
+            &mut problems,
+            Code::Bcd,
+            format!("BCD store could not be read: {e}"),
+        );
         None
     });
     let software = view.software_versions(&os_partitions).unwrap_or_else(|e| {
-        problems.push(format!("SOFTWARE hive could not be read: {e}"));
+        push(
+            &mut problems,
+            Code::SoftwareHive,
+            format!("SOFTWARE hive could not be read: {e}"),
+        );
         None
     });
     if let Some(text) = software
         .as_ref()
         .and_then(|s| s.winre_version_unparsed.as_deref())
     {
-        problems.push(format!(
-            "registry WinREVersion {text:?} is not a version MAJOR.MINOR.BUILD.REVISION"
-        ));
+        push(
+            &mut problems,
+            Code::SoftwareHive,
+            format!("registry WinREVersion {text:?} is not a version MAJOR.MINOR.BUILD.REVISION"),
+        );
     }
     let registry = software.as_ref().and_then(|s| s.winre_version);
 
@@ -120,10 +142,14 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
         Some(f) => match read_wim(f, options.hash) {
             Ok((summary, version)) => (Some(summary), version),
             Err(e) => {
-                problems.push(format!(
-                    "Winre.wim (partition {}, {}) could not be read: {e}",
-                    f.partition, f.path
-                ));
+                push(
+                    &mut problems,
+                    Code::WimUnreadable,
+                    format!(
+                        "Winre.wim (partition {}, {}) could not be read: {e}",
+                        f.partition, f.path
+                    ),
+                );
                 (None, None)
             }
         },
@@ -165,12 +191,7 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
             },
         },
         partition_table: TableSummary {
-            scheme: match view.table.info.scheme {
-                Scheme::Gpt => "gpt",
-                Scheme::Mbr => "mbr",
-                Scheme::None => "none",
-            }
-            .to_string(),
+            scheme: scheme_name(view.table.info.scheme).to_string(),
             disk_guid: view
                 .table
                 .info
@@ -202,6 +223,97 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
         problems,
         stats: ReadSummary::default(),
     })
+}
+
+/// Findings about the image itself: a volume without a table, partitions past the end of a
+/// truncated copy, a table with nothing readable in it, a file that is not a disk image.
+fn image_findings(view: &DiskView, problems: &mut Vec<Problem>) {
+    let disk_len = view.disk.reader.len();
+    let table = &view.table;
+    if view.is_bare_volume() {
+        if let Some(p) = table.partitions.first() {
+            push(
+                problems,
+                Code::BareVolume,
+                format!(
+                    "no partition table: the image is one {} volume ({} bytes), listed as partition 1",
+                    p.filesystem.name(),
+                    p.size_bytes
+                ),
+            );
+        }
+        return;
+    }
+    if table.info.scheme == Scheme::None {
+        let mut head = [0u8; filetype::SNIFF_BYTES];
+        let take = usize::try_from(disk_len.min(filetype::SNIFF_BYTES as u64)).unwrap_or(0);
+        let head = head.get_mut(..take).unwrap_or_default();
+        let read = view.disk.reader.read_exact_at(0, head);
+        match filetype::name_of(head) {
+            Some(name) if read.is_ok() => push(
+                problems,
+                Code::NotADiskImage,
+                format!("not a disk image: the file is {name}"),
+            ),
+            _ if head.iter().all(|&b| b == 0) => push(
+                problems,
+                Code::NoPartitionTable,
+                "no partition table and no file system: the first sector is all zeros (a blank disk?)",
+            ),
+            _ => push(
+                problems,
+                Code::NoPartitionTable,
+                "no partition table and no file system boot sector at the start of the disk: not a disk image winre can read",
+            ),
+        }
+        return;
+    }
+    for p in &table.partitions {
+        let end = p.start_bytes.checked_add(p.size_bytes);
+        if end.is_none_or(|end| end > disk_len) {
+            push(
+                problems,
+                Code::PartitionPastEnd,
+                format!(
+                    "partition {} (bytes {}..{}) ends past the end of the image ({disk_len} bytes): the image is truncated or the table is wrong",
+                    p.number,
+                    p.start_bytes,
+                    end.map_or_else(|| "overflow".to_string(), |e| e.to_string())
+                ),
+            );
+        }
+        // The past-the-end finding of the table reader is the one above.
+        for problem in p.problems.iter().filter(|x| !x.contains("past the end")) {
+            push(
+                problems,
+                Code::PartitionTable,
+                format!("partition {}: {problem}", p.number),
+            );
+        }
+    }
+    let readable = table
+        .partitions
+        .iter()
+        .any(|p| p.filesystem != Filesystem::Unknown);
+    if !readable {
+        push(
+            problems,
+            Code::NoFilesystem,
+            format!(
+                "the {} partition table lists {} partition(s), but none holds a file system winre can read",
+                scheme_name(table.info.scheme).to_ascii_uppercase(),
+                table.partitions.len()
+            ),
+        );
+    }
+}
+
+fn scheme_name(scheme: Scheme) -> &'static str {
+    match scheme {
+        Scheme::Gpt => "gpt",
+        Scheme::Mbr => "mbr",
+        Scheme::None => "none",
+    }
 }
 
 /// Reads Winre.wim's header and XML in place (and its SHA-256 when asked).
@@ -259,7 +371,7 @@ fn hex(bytes: &[u8]) -> String {
 /// Findings about where WinRE is and what says so.
 #[allow(clippy::too_many_arguments)]
 fn judge(
-    problems: &mut Vec<String>,
+    problems: &mut Vec<Problem>,
     status: WinreStatus,
     found: &Option<FoundWim>,
     reagent: Option<&FoundReagent>,
@@ -270,8 +382,8 @@ fn judge(
     registry: Option<WinreVersion>,
 ) {
     match status {
-        WinreStatus::NotFound => problems.push("no Winre.wim found: this system has no working recovery environment".to_string()),
-        WinreStatus::Disabled => problems.push(
+        WinreStatus::NotFound => push(problems, Code::WinreNotFound, "no Winre.wim found: this system has no working recovery environment".to_string()),
+        WinreStatus::Disabled => push(problems, Code::WinreDisabled,
             "WinRE is disabled (ReAgent.xml InstallState 0); updates that service WinRE will not be offered until `reagentc /enable`"
                 .to_string(),
         ),
@@ -279,7 +391,7 @@ fn judge(
     }
     if let (Some(f), Some(r)) = (found, reagent) {
         if r.config.enabled() == Some(true) && f.found_by != locate::FoundBy::Reagent {
-            problems.push(format!(
+            push(problems, Code::WinreLocation, format!(
                 "ReAgent.xml says WinRE is at {} (partition offset {}), but Winre.wim was found elsewhere ({} on partition {})",
                 r.config.location_path.as_deref().unwrap_or(""),
                 r.config.location_offset.unwrap_or(0),
@@ -301,30 +413,38 @@ fn judge(
             if wanted.trim_matches(['{', '}']) != loader.trim_matches(['{', '}'])
                 && !is_zero_guid(wanted)
             {
-                problems.push(format!(
+                push(problems, Code::Bcd, format!(
                     "ReAgent.xml names BCD entry {wanted}, but the OS loader's recoverysequence is {loader}"
                 ));
             }
         }
         if status == WinreStatus::Enabled && b.winre.recovery_sequence.is_empty() {
-            problems.push("the default OS loader in the BCD has no recoverysequence: WinRE will not start on boot failure".to_string());
+            push(problems, Code::Bcd, "the default OS loader in the BCD has no recoverysequence: WinRE will not start on boot failure".to_string());
         }
     }
     match (wim_xml, registry) {
-        (Some(w), Some(r)) if w != r => problems.push(format!(
+        (Some(w), Some(r)) if w != r => push(
+            problems,
+            Code::VersionMismatch,
+            format!(
             "version mismatch: Winre.wim's XML says {w}, the registry's WinREVersion claims {r}"
-        )),
+        ),
+        ),
         _ => {}
     }
     if let Some(f) = found {
         if f.file.attributes().sparse {
-            problems.push(format!("{} is a sparse file", f.path));
+            push(
+                problems,
+                Code::SparseWim,
+                format!("{} is a sparse file", f.path),
+            );
         }
         if let (Some(rec), Some(&os)) = (view.partition(f.partition), os_partitions.first()) {
             if rec.kind == Kind::Recovery {
                 if let Some(os_part) = view.partition(os) {
                     if rec.start_bytes < os_part.start_bytes {
-                        problems.push(format!(
+                        push(problems, Code::RecoveryBeforeOs, format!(
                             "the recovery partition ({}) lies before the OS partition ({}): Microsoft's resize procedure (KB5028997) needs it right after the OS partition",
                             rec.number, os
                         ));
@@ -346,7 +466,7 @@ fn recovery_space(
     found: &Option<FoundWim>,
     status: WinreStatus,
     options: &ScanOptions,
-    problems: &mut Vec<String>,
+    problems: &mut Vec<Problem>,
 ) -> Option<RecoverySpace> {
     let recovery_partition = view
         .table
@@ -368,7 +488,7 @@ fn recovery_space(
             let free = space.free_bytes();
             let shortfall = options.required_free_bytes.saturating_sub(free);
             if shortfall > 0 {
-                problems.push(format!(
+                push(problems, Code::ShortOfSpace, format!(
                     "partition {number} has {free} bytes free; WinRE updates need {} (short by {shortfall} bytes, {} MiB)",
                     options.required_free_bytes,
                     shortfall.div_ceil(1 << 20)
@@ -385,9 +505,11 @@ fn recovery_space(
         }
         Ok(None) => None,
         Err(e) => {
-            problems.push(format!(
-                "free space of partition {number} could not be counted: {e}"
-            ));
+            push(
+                problems,
+                Code::ShortOfSpace,
+                format!("free space of partition {number} could not be counted: {e}"),
+            );
             None
         }
     }
@@ -476,7 +598,7 @@ pub struct LocatedWinre {
 pub fn locate_path(path: &Path) -> Result<LocatedWinre> {
     let disk = container::open(path, &OpenOptions::default())?;
     let view = DiskView::open(disk)?;
-    let mut problems = Vec::new();
+    let mut problems: Vec<Problem> = Vec::new();
     let os_partitions = view.os_partitions(&mut problems);
     let reagent = view.reagent(&os_partitions).ok().flatten();
     let bcd = view.bcd().ok().flatten();
@@ -491,7 +613,7 @@ pub fn locate_path(path: &Path) -> Result<LocatedWinre> {
             let mut message = format!("no Winre.wim in {}", path.display());
             for p in &problems {
                 message.push_str("; ");
-                message.push_str(p);
+                message.push_str(&p.message);
             }
             crate::Error::NotFound(message)
         })?;
@@ -511,7 +633,12 @@ pub struct Requirement {
 
 /// The reasons `report` fails `requirement`, one sentence each; empty when it passes.
 pub fn check(report: &ScanReport, requirement: &Requirement) -> Vec<String> {
-    let mut reasons = Vec::new();
+    let mut reasons: Vec<String> = report
+        .problems
+        .iter()
+        .filter(|p| p.code.scan_exit_code().is_some())
+        .map(|p| p.message.clone())
+        .collect();
     match report.winre.status {
         WinreStatus::NotFound => reasons.push("no Winre.wim found".to_string()),
         WinreStatus::Disabled => reasons.push("WinRE is disabled".to_string()),

@@ -346,12 +346,14 @@ fn gpt_recovery_too_small_and_registry_claims_newer() {
     let space = r.recovery_space.as_ref().unwrap();
     assert!(space.shortfall > 0);
     assert!(
-        r.problems.iter().any(|p| p.contains("version mismatch")),
+        r.problems
+            .iter()
+            .any(|p| p.message.contains("version mismatch")),
         "{:#?}",
         r.problems
     );
     assert!(
-        r.problems.iter().any(|p| p.contains("short by")),
+        r.problems.iter().any(|p| p.message.contains("short by")),
         "{:#?}",
         r.problems
     );
@@ -378,7 +380,7 @@ fn gpt_recovery_first() {
     assert!(
         r.problems
             .iter()
-            .any(|p| p.contains("before the OS partition")),
+            .any(|p| p.message.contains("before the OS partition")),
         "{:#?}",
         r.problems
     );
@@ -426,7 +428,9 @@ fn no_winre_at_all() {
     let r = check_layout("none");
     assert!(r.recovery_space.is_none());
     assert!(
-        r.problems.iter().any(|p| p.contains("no Winre.wim")),
+        r.problems
+            .iter()
+            .any(|p| p.message.contains("no Winre.wim")),
         "{:#?}",
         r.problems
     );

@@ -94,9 +94,17 @@ struct Record {
     #[serde(default)]
     updates: Vec<Update>,
     #[serde(default)]
-    problems: Vec<String>,
+    problems: Vec<ProblemLine>,
     #[serde(default)]
     stats: Option<Stats>,
+}
+
+/// A problem: `{"code", "message"}`, or a plain sentence as records before problem codes had.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ProblemLine {
+    Coded { message: String },
+    Text(String),
 }
 
 #[derive(Deserialize)]
@@ -173,7 +181,14 @@ pub fn parse_line(line: &str) -> Result<Row, String> {
         wim_data_runs: wim.map(|w| w.data_runs),
         space: record.recovery_space,
         updates: record.updates,
-        problems: record.problems,
+        problems: record
+            .problems
+            .into_iter()
+            .map(|p| match p {
+                ProblemLine::Coded { message } => message,
+                ProblemLine::Text(text) => text,
+            })
+            .collect(),
         bytes_read: record.stats.map(|s| s.bytes_read),
         error: record.error,
     })
