@@ -58,6 +58,10 @@ pub fn scan_disk(label: &str, disk: &Disk, options: &ScanOptions) -> Result<Scan
     let view = DiskView::open(Disk {
         reader,
         info: disk.info.clone(),
+    })
+    .map_err(|e| match sniff(disk.reader.as_ref()) {
+        Some(name) => crate::Error::Unsupported(format!("not a disk image: the file is {name}")),
+        None => e,
     })?;
     let mut report = inspect(label, &view, options)?;
     let stats = counting.stats();
@@ -245,22 +249,21 @@ fn image_findings(view: &DiskView, problems: &mut Vec<Problem>) {
         return;
     }
     if table.info.scheme == Scheme::None {
-        let mut head = [0u8; filetype::SNIFF_BYTES];
-        let take = usize::try_from(disk_len.min(filetype::SNIFF_BYTES as u64)).unwrap_or(0);
-        let head = head.get_mut(..take).unwrap_or_default();
-        let read = view.disk.reader.read_exact_at(0, head);
-        match filetype::name_of(head) {
-            Some(name) if read.is_ok() => push(
+        let mut sector = [0u8; 512];
+        let blank = view.disk.reader.read_exact_at(0, &mut sector).is_ok()
+            && sector.iter().all(|&b| b == 0);
+        match sniff(view.disk.reader.as_ref()) {
+            Some(name) => push(
                 problems,
                 Code::NotADiskImage,
                 format!("not a disk image: the file is {name}"),
             ),
-            _ if head.iter().all(|&b| b == 0) => push(
+            None if blank => push(
                 problems,
                 Code::NoPartitionTable,
                 "no partition table and no file system: the first sector is all zeros (a blank disk?)",
             ),
-            _ => push(
+            None => push(
                 problems,
                 Code::NoPartitionTable,
                 "no partition table and no file system boot sector at the start of the disk: not a disk image winre can read",
@@ -306,6 +309,16 @@ fn image_findings(view: &DiskView, problems: &mut Vec<Problem>) {
             ),
         );
     }
+}
+
+/// What known non-disk file `reader` starts with, if any (a short file is sniffed as far as it
+/// goes).
+fn sniff(reader: &dyn ReadAt) -> Option<&'static str> {
+    let mut head = [0u8; filetype::SNIFF_BYTES];
+    let take = usize::try_from(reader.len().min(filetype::SNIFF_BYTES as u64)).unwrap_or(0);
+    let head = head.get_mut(..take)?;
+    reader.read_exact_at(0, head).ok()?;
+    filetype::name_of(head)
 }
 
 fn scheme_name(scheme: Scheme) -> &'static str {
