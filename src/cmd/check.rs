@@ -4,11 +4,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use winre_core::problem::ProblemCode;
 use winre_core::scan::{self, Requirement, ScanOptions};
 use winre_core::version::WinreVersion;
 
 use super::scan::{parse_size, scan_all, Outcome};
-use super::source::RemoteArgs;
+use super::source::{JournalArgs, RemoteArgs};
 
 /// Arguments of `winre check`.
 #[derive(Args)]
@@ -30,6 +31,8 @@ pub struct CheckArgs {
     pub jobs: Option<usize>,
     #[command(flatten)]
     pub remote: RemoteArgs,
+    #[command(flatten)]
+    pub journal: JournalArgs,
 }
 
 /// Exit 0 when every image passes, 1 when any fails (one line per reason), 2 when any cannot be
@@ -46,9 +49,22 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     };
     let mut unreadable = false;
     let mut failed = false;
-    for outcome in scan_all(&args.images, args.jobs, &options, &args.remote)? {
+    for outcome in scan_all(
+        &args.images,
+        args.jobs,
+        &options,
+        &args.remote,
+        args.journal.journal.as_deref(),
+    )? {
         match outcome {
             Outcome::Report(report, _) => {
+                for p in report
+                    .problems
+                    .iter()
+                    .filter(|p| p.code == ProblemCode::ResizeJournal)
+                {
+                    eprintln!("{}: note: {}", report.source.path, p.message);
+                }
                 let reasons = scan::check(&report, &requirement);
                 if reasons.is_empty() {
                     println!("{}: pass", report.source.path);

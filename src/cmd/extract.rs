@@ -26,6 +26,8 @@ pub struct ExtractArgs {
     /// Overwrite existing output files.
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub journal: super::source::JournalArgs,
 }
 
 pub fn run(args: &ExtractArgs) -> anyhow::Result<ExitCode> {
@@ -34,6 +36,7 @@ pub fn run(args: &ExtractArgs) -> anyhow::Result<ExitCode> {
             bail!("{} exists; pass --force to overwrite it", path.display());
         }
     }
+    super::source::warn_journal(&args.image, args.journal.journal.as_deref());
     let located = scan::locate_path(&args.image)?;
     let reader = located.wim.file.data_reader()?;
     let mut out = BufWriter::new(create(&args.output, args.force)?);

@@ -21,12 +21,15 @@ pub struct PlanArgs {
     /// The plan as one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub journal: super::source::JournalArgs,
 }
 
 pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     let options = PlanOptions {
         required_free_bytes: args.min_free,
     };
+    super::source::warn_journal(&args.image, args.journal.journal.as_deref());
     let plan = plan::plan_path(&args.image, &options)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&plan)?);

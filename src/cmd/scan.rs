@@ -7,11 +7,12 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use rayon::prelude::*;
+use winre_core::problem::{Problem, ProblemCode};
 use winre_core::report::{ScanReport, WinreStatus};
 use winre_core::scan::{self, ScanOptions};
 use winre_disk::container::OpenOptions;
 
-use super::source::{self, RemoteArgs};
+use super::source::{self, JournalArgs, RemoteArgs};
 
 use super::scan_list;
 
@@ -50,6 +51,8 @@ pub struct ScanArgs {
     pub stats: bool,
     #[command(flatten)]
     pub remote: RemoteArgs,
+    #[command(flatten)]
+    pub journal: JournalArgs,
 }
 
 /// One image's outcome.
@@ -66,6 +69,7 @@ pub fn scan_all(
     jobs: Option<usize>,
     options: &ScanOptions,
     remote: &RemoteArgs,
+    journal: Option<&Path>,
 ) -> anyhow::Result<Vec<Outcome>> {
     let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(jobs) = jobs {
@@ -75,19 +79,35 @@ pub fn scan_all(
     Ok(pool.install(|| {
         images
             .par_iter()
-            .map(|path| scan_one(path, options, remote))
+            .map(|path| scan_one(path, options, remote, journal))
             .collect()
     }))
 }
 
 /// Scans one image, a local path or a URL; every image of `winre scan`, listed or not, goes
-/// through here.
-pub fn scan_one(path: &Path, options: &ScanOptions, remote: &RemoteArgs) -> Outcome {
+/// through here. A `winre resize` journal next to the image (or `journal`) becomes a problem.
+pub fn scan_one(
+    path: &Path,
+    options: &ScanOptions,
+    remote: &RemoteArgs,
+    journal: Option<&Path>,
+) -> Outcome {
     let started = Instant::now();
     let scanned = if source::is_remote(path) {
         scan_remote(path, options, remote)
     } else {
         scan::scan_path(path, options).map_err(|e| e.to_string())
+    };
+    let notice = source::journal_notice(path, journal);
+    let scanned = match (scanned, notice) {
+        (Ok(mut report), Some(notice)) => {
+            report
+                .problems
+                .push(Problem::new(ProblemCode::ResizeJournal, notice));
+            Ok(report)
+        }
+        (Err(e), Some(notice)) => Err(format!("{e}; {notice}")),
+        (scanned, None) => scanned,
     };
     match scanned {
         Ok(report) => Outcome::Report(Box::new(report), started.elapsed().as_secs_f64() * 1000.0),
@@ -161,7 +181,13 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
             &options,
         );
     }
-    let outcomes = scan_all(&args.images, args.jobs, &options, &args.remote)?;
+    let outcomes = scan_all(
+        &args.images,
+        args.jobs,
+        &options,
+        &args.remote,
+        args.journal.journal.as_deref(),
+    )?;
     let mut failed = false;
     let mut code = 0u8;
     for outcome in &outcomes {
