@@ -18,6 +18,7 @@ use winre_wim::codec::Compression;
 
 use crate::filetype;
 use crate::locate::{self, DiskView, FoundBcd, FoundReagent, FoundWim};
+use crate::ntfs::state::VolumeState;
 use crate::problem::{push, Problem, ProblemCode as Code};
 use crate::report::{
     BcdSummary, PartitionSummary, ReadSummary, ReagentSummary, RecoverySpace, ScanReport,
@@ -85,6 +86,7 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
             ));
         }
     }
+    volume_states(view, &mut problems);
     let os_partitions = view.os_partitions(&mut problems);
     if os_partitions.is_empty() {
         push(
@@ -319,6 +321,49 @@ fn sniff(reader: &dyn ReadAt) -> Option<&'static str> {
     let head = head.get_mut(..take)?;
     reader.read_exact_at(0, head).ok()?;
     filetype::name_of(head)
+}
+
+/// Forensic notes on every NTFS volume left unclean: what winre reads may be older than what
+/// Windows holds in memory or in its log.
+fn volume_states(view: &DiskView, problems: &mut Vec<Problem>) {
+    for part in &view.table.partitions {
+        let Ok(Some(volume)) = view.ntfs(part.number) else {
+            continue; // not NTFS, or unreadable: reported where it is read
+        };
+        let n = part.number;
+        let state = match VolumeState::read(&volume) {
+            Ok(state) => state,
+            Err(e) => {
+                push(
+                    problems,
+                    Code::VolumeUnreadable,
+                    format!("partition {n}: the volume's state ($Volume, hiberfil.sys, $LogFile) could not be read: {e}"),
+                );
+                continue;
+            }
+        };
+        if state.dirty {
+            push(
+                problems,
+                Code::VolumeDirty,
+                format!("partition {n}: the NTFS dirty flag is set ($Volume): the volume was not cleanly unmounted; files read may be older than what Windows last wrote"),
+            );
+        }
+        if let Some(magic) = &state.hibernation {
+            push(
+                problems,
+                Code::OsHibernated,
+                format!("partition {n}: \\hiberfil.sys starts with {magic:?}: Windows is hibernated (or shut down with Fast Startup); what it holds in memory is not on this volume"),
+            );
+        }
+        if let Some(why) = &state.logfile_unclean {
+            push(
+                problems,
+                Code::LogfileUnclean,
+                format!("partition {n}: {why}"),
+            );
+        }
+    }
 }
 
 fn scheme_name(scheme: Scheme) -> &'static str {
