@@ -569,3 +569,67 @@ fn a_resident_reagent_xml_is_rewritten_in_its_mft_record() {
     );
     undo_restores(&img, &original);
 }
+
+#[test]
+fn reader_commands_name_a_resize_journal_next_to_the_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = copy("winre/gpt-small.img", dir.path());
+    let journal = dir.path().join("gpt-small.img.winre-journal");
+    let journal_problem = |args: &[&str]| -> String {
+        let out = winre(args);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let found: Vec<String> = v["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["code"] == "resize_journal")
+            .map(|p| p["message"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(found.len(), 1, "{v:#}");
+        found[0].clone()
+    };
+    // No journal: nothing said.
+    let out = winre(&["scan", "--json", s(&img)]);
+    assert!(!text(&out.stdout).contains("resize_journal"));
+
+    // A resize killed while saving regions (the third write).
+    let out = Command::new(env!("CARGO_BIN_EXE_winre"))
+        .args(["resize", s(&img), "--apply", "--min-free", "120MiB"])
+        .env("WINRE_TEST_STOP_AFTER_WRITE", "3")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.signal(), Some(6));
+    let said = journal_problem(&["scan", "--json", s(&img)]);
+    assert!(said.contains("an incomplete winre journal"), "{said}");
+    assert!(
+        said.contains(&format!("`winre undo {}`", s(&img))),
+        "{said}"
+    );
+    for args in [
+        vec!["disk", "info", s(&img)],
+        vec!["plan", s(&img)],
+        vec!["check", s(&img)],
+    ] {
+        let out = winre(&args);
+        assert!(
+            text(&out.stderr).contains("incomplete winre journal"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    let out = winre(&["undo", s(&img)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::fs::remove_file(&journal).unwrap();
+
+    // A finished resize: a complete journal, named also when given elsewhere with --journal.
+    let out = winre(&["resize", s(&img), "--apply", "--min-free", "120MiB"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = journal_problem(&["scan", "--json", s(&img)]);
+    assert!(said.contains("a complete winre journal"), "{said}");
+    let moved = dir.path().join("kept.journal");
+    std::fs::rename(&journal, &moved).unwrap();
+    let out = winre(&["scan", "--json", s(&img)]);
+    assert!(!text(&out.stdout).contains("resize_journal"));
+    let said = journal_problem(&["scan", "--json", s(&img), "--journal", s(&moved)]);
+    assert!(said.contains("kept.journal"), "{said}");
+}

@@ -3,12 +3,13 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use winre_core::problem::ProblemCode;
 use winre_core::scan::{self, Requirement, ScanOptions};
 use winre_core::updates;
 use winre_core::version::WinreVersion;
 
 use super::scan::{scan_all, Outcome};
-use super::source::{ParentArgs, RemoteArgs};
+use super::source::{JournalArgs, ParentArgs, RemoteArgs};
 use crate::cli::color::{paint, Tone};
 use crate::cli::size::parse_size;
 use crate::cli::threads::ThreadsArg;
@@ -39,6 +40,8 @@ pub struct CheckArgs {
     pub remote: RemoteArgs,
     #[command(flatten)]
     pub parents: ParentArgs,
+    #[command(flatten)]
+    pub journal: JournalArgs,
 }
 
 /// Exit 0 when every image passes, 1 when any fails (one line per reason), 2 when any cannot be
@@ -66,9 +69,17 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Exit> {
         &options,
         &args.remote,
         &args.parents,
+        args.journal.journal.as_deref(),
     )? {
         match outcome {
             Outcome::Report(report, _) => {
+                for p in report
+                    .problems
+                    .iter()
+                    .filter(|p| p.code == ProblemCode::ResizeJournal)
+                {
+                    eprintln!("{}: note: {}", report.source.path, p.message);
+                }
                 let reasons = scan::check(&report, &requirement);
                 if reasons.is_empty() {
                     println!("{}: {}", report.source.path, paint("pass", Tone::Good));

@@ -46,6 +46,7 @@ pub fn run(args: &HistoryArgs) -> anyhow::Result<Exit> {
         &options,
         &args.remote,
         &args.parents,
+        None,
     )? {
         if args.json {
             println!("{}", outcome_json(&outcome)?);

@@ -26,12 +26,15 @@ pub struct PlanArgs {
     pub json: bool,
     #[command(flatten)]
     pub parents: ParentArgs,
+    #[command(flatten)]
+    pub journal: super::source::JournalArgs,
 }
 
 pub fn run(args: &PlanArgs) -> anyhow::Result<Exit> {
     let options = PlanOptions {
         required_free_bytes: args.min_free,
     };
+    super::source::warn_journal(&args.image, args.journal.journal.as_deref());
     let disk = container::open(&args.image, &args.parents.options())
         .map_err(|e| source::with_parent_hint(e).context(args.image.display().to_string()))?;
     let plan = plan::plan_disk(&args.image.display().to_string(), disk, &options)?;

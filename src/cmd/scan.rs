@@ -5,10 +5,11 @@ use std::time::Instant;
 
 use clap::Args;
 use rayon::prelude::*;
+use winre_core::problem::{Problem, ProblemCode};
 use winre_core::report::{ScanReport, WinreStatus};
 use winre_core::scan::{self, ScanOptions};
 
-use super::source::{self, ParentArgs, RemoteArgs};
+use super::source::{self, JournalArgs, ParentArgs, RemoteArgs};
 use crate::cli::color::{paint, Tone};
 use crate::cli::size::{human, parse_size, plural};
 use crate::cli::threads::ThreadsArg;
@@ -56,6 +57,8 @@ pub struct ScanArgs {
     pub remote: RemoteArgs,
     #[command(flatten)]
     pub parents: ParentArgs,
+    #[command(flatten)]
+    pub journal: JournalArgs,
 }
 
 /// One image's outcome.
@@ -73,26 +76,39 @@ pub fn scan_all(
     options: &ScanOptions,
     remote: &RemoteArgs,
     parents: &ParentArgs,
+    journal: Option<&Path>,
 ) -> anyhow::Result<Vec<Outcome>> {
     let pool = threads.pool(images.len())?;
     Ok(pool.install(|| {
         images
             .par_iter()
-            .map(|path| scan_one(path, options, remote, parents))
+            .map(|path| scan_one(path, options, remote, parents, journal))
             .collect()
     }))
 }
 
 /// Scans one image, a local path or a URL; every image of `winre scan`, listed or not, goes
-/// through here.
+/// through here. A `winre resize` journal next to the image (or `journal`) becomes a problem.
 pub fn scan_one(
     path: &Path,
     options: &ScanOptions,
     remote: &RemoteArgs,
     parents: &ParentArgs,
+    journal: Option<&Path>,
 ) -> Outcome {
     let started = Instant::now();
     let scanned = scan_input(path, options, remote, parents);
+    let notice = source::journal_notice(path, journal);
+    let scanned = match (scanned, notice) {
+        (Ok(mut report), Some(notice)) => {
+            report
+                .problems
+                .push(Problem::new(ProblemCode::ResizeJournal, notice));
+            Ok(report)
+        }
+        (Err(e), Some(notice)) => Err(format!("{e}; {notice}")),
+        (scanned, None) => scanned,
+    };
     match scanned {
         Ok(report) => Outcome::Report(Box::new(report), started.elapsed().as_secs_f64() * 1000.0),
         // A URL is shown redacted, in error records too.
@@ -180,14 +196,17 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
         &options,
         &args.remote,
         &args.parents,
+        args.journal.journal.as_deref(),
     )?;
     let mut failed = false;
+    let mut code = Exit::Ok;
     for outcome in &outcomes {
         if args.json {
             println!("{}", outcome_json(outcome)?);
         }
         match outcome {
             Outcome::Report(report, ms) => {
+                code = code.max(exit_code_of(report));
                 if !args.json {
                     print!("{}", render_text(report));
                 }
@@ -203,7 +222,22 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
             }
         }
     }
-    Ok(if failed { Exit::Unreadable } else { Exit::Ok })
+    Ok(if failed { Exit::Unreadable } else { code })
+}
+
+/// The exit code a scanned image asks for: 2 when it is not a disk image, 1 when it is damaged
+/// (truncated, nothing readable), else 0.
+pub fn exit_code_of(report: &ScanReport) -> Exit {
+    match report
+        .problems
+        .iter()
+        .filter_map(|p| p.code.scan_exit_code())
+        .max()
+    {
+        Some(2) => Exit::Unreadable,
+        Some(_) => Exit::Finding,
+        None => Exit::Ok,
+    }
 }
 
 /// The text summary, in the spirit of `reagentc /info`.

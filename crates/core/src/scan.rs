@@ -17,9 +17,11 @@ use winre_readat::{Counting, ReadAt};
 use winre_wim::codec::Compression;
 
 use crate::file_versions::{self, FileVersion};
+use crate::filetype;
 use crate::history;
 use crate::locate::{self, DiskView, FoundBcd, FoundReagent, FoundWim};
-use crate::problem::{Problem, ProblemCode};
+use crate::ntfs::state::VolumeState;
+use crate::problem::{push, Problem, ProblemCode};
 use crate::report::{
     BcdSummary, PartitionSummary, ReadSummary, ReagentSummary, RecoverySpace, ScanReport,
     SourceInfo, TableSummary, VersionSources, WimSummary, WinreReport, WinreStatus,
@@ -62,6 +64,10 @@ pub fn scan_disk(label: &str, disk: &Disk, options: &ScanOptions) -> Result<Scan
     let view = DiskView::open(Disk {
         reader,
         info: disk.info.clone(),
+    })
+    .map_err(|e| match sniff(disk.reader.as_ref()) {
+        Some(name) => crate::Error::Unsupported(format!("not a disk image: the file is {name}")),
+        None => e,
     })?;
     let mut report = inspect(label, &view, options)?;
     let stats = counting.stats();
@@ -75,7 +81,8 @@ pub fn scan_disk(label: &str, disk: &Disk, options: &ScanOptions) -> Result<Scan
 
 /// Everything but the read counters.
 fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanReport> {
-    let mut problems = Vec::new();
+    let mut problems: Vec<Problem> = Vec::new();
+    image_findings(view, &mut problems);
     for part in &view.table.partitions {
         if part.filesystem == Filesystem::Bitlocker {
             problems.push(Problem::new(ProblemCode::Bitlocker, format!(
@@ -84,6 +91,7 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
             )));
         }
     }
+    volume_states(view, &mut problems);
     let os_partitions = view.os_partitions(&mut problems);
     if os_partitions.is_empty() {
         problems.push(Problem::new(
@@ -224,12 +232,7 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
             chain: view.disk.info.chain.clone(),
         },
         partition_table: TableSummary {
-            scheme: match view.table.info.scheme {
-                Scheme::Gpt => "gpt",
-                Scheme::Mbr => "mbr",
-                Scheme::None => "none",
-            }
-            .to_string(),
+            scheme: scheme_name(view.table.info.scheme).to_string(),
             disk_guid: view
                 .table
                 .info
@@ -267,6 +270,149 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
         problems,
         stats: ReadSummary::default(),
     })
+}
+
+/// Findings about the image itself: a volume without a table, partitions past the end of a
+/// truncated copy, a table with nothing readable in it, a file that is not a disk image.
+fn image_findings(view: &DiskView, problems: &mut Vec<Problem>) {
+    let disk_len = view.disk.reader.len();
+    let table = &view.table;
+    if view.is_bare_volume() {
+        if let Some(p) = table.partitions.first() {
+            push(
+                problems,
+                ProblemCode::BareVolume,
+                format!(
+                    "no partition table: the image is one {} volume ({} bytes), listed as partition 1",
+                    p.filesystem.name(),
+                    p.size_bytes
+                ),
+            );
+        }
+        return;
+    }
+    if table.info.scheme == Scheme::None {
+        let mut sector = [0u8; 512];
+        let blank = view.disk.reader.read_exact_at(0, &mut sector).is_ok()
+            && sector.iter().all(|&b| b == 0);
+        match sniff(view.disk.reader.as_ref()) {
+            Some(name) => push(
+                problems,
+                ProblemCode::NotADiskImage,
+                format!("not a disk image: the file is {name}"),
+            ),
+            None if blank => push(
+                problems,
+                ProblemCode::NoPartitionTable,
+                "no partition table and no file system: the first sector is all zeros (a blank disk?)",
+            ),
+            None => push(
+                problems,
+                ProblemCode::NoPartitionTable,
+                "no partition table and no file system boot sector at the start of the disk: not a disk image winre can read",
+            ),
+        }
+        return;
+    }
+    for p in &table.partitions {
+        let end = p.start_bytes.checked_add(p.size_bytes);
+        if end.is_none_or(|end| end > disk_len) {
+            push(
+                problems,
+                ProblemCode::PartitionPastEnd,
+                format!(
+                    "partition {} (bytes {}..{}) ends past the end of the image ({disk_len} bytes): the image is truncated or the table is wrong",
+                    p.number,
+                    p.start_bytes,
+                    end.map_or_else(|| "overflow".to_string(), |e| e.to_string())
+                ),
+            );
+        }
+        // The past-the-end finding of the table reader is the one above.
+        for problem in p.problems.iter().filter(|x| !x.contains("past the end")) {
+            push(
+                problems,
+                ProblemCode::PartitionTable,
+                format!("partition {}: {problem}", p.number),
+            );
+        }
+    }
+    let readable = table
+        .partitions
+        .iter()
+        .any(|p| p.filesystem != Filesystem::Unknown);
+    if !readable {
+        push(
+            problems,
+            ProblemCode::NoFilesystem,
+            format!(
+                "the {} partition table lists {} partition(s), but none holds a file system winre can read",
+                scheme_name(table.info.scheme).to_ascii_uppercase(),
+                table.partitions.len()
+            ),
+        );
+    }
+}
+
+/// What known non-disk file `reader` starts with, if any (a short file is sniffed as far as it
+/// goes).
+fn sniff(reader: &dyn ReadAt) -> Option<&'static str> {
+    let mut head = [0u8; filetype::SNIFF_BYTES];
+    let take = usize::try_from(reader.len().min(filetype::SNIFF_BYTES as u64)).unwrap_or(0);
+    let head = head.get_mut(..take)?;
+    reader.read_exact_at(0, head).ok()?;
+    filetype::name_of(head)
+}
+
+/// Forensic notes on every NTFS volume left unclean: what winre reads may be older than what
+/// Windows holds in memory or in its log.
+fn volume_states(view: &DiskView, problems: &mut Vec<Problem>) {
+    for part in &view.table.partitions {
+        let Ok(Some(volume)) = view.ntfs(part.number) else {
+            continue; // not NTFS, or unreadable: reported where it is read
+        };
+        let n = part.number;
+        let state = match VolumeState::read(&volume) {
+            Ok(state) => state,
+            Err(e) => {
+                push(
+                    problems,
+                    ProblemCode::VolumeUnreadable,
+                    format!("partition {n}: the volume's state ($Volume, hiberfil.sys, $LogFile) could not be read: {e}"),
+                );
+                continue;
+            }
+        };
+        if state.dirty {
+            push(
+                problems,
+                ProblemCode::VolumeDirty,
+                format!("partition {n}: the NTFS dirty flag is set ($Volume): the volume was not cleanly unmounted; files read may be older than what Windows last wrote"),
+            );
+        }
+        if let Some(magic) = &state.hibernation {
+            push(
+                problems,
+                ProblemCode::OsHibernated,
+                format!("partition {n}: \\hiberfil.sys starts with {magic:?}: Windows is hibernated (or shut down with Fast Startup); what it holds in memory is not on this volume"),
+            );
+        }
+        if let Some(why) = &state.logfile_unclean {
+            push(
+                problems,
+                ProblemCode::LogfileUnclean,
+                format!("partition {n}: {why}"),
+            );
+        }
+    }
+}
+
+fn scheme_name(scheme: Scheme) -> &'static str {
+    match scheme {
+        Scheme::Gpt => "gpt",
+        Scheme::Mbr => "mbr",
+        Scheme::None => "none",
+    }
 }
 
 /// Reads Winre.wim's header and XML in place (and its SHA-256 when asked), and the version
@@ -575,7 +721,7 @@ pub fn locate_path(path: &Path) -> Result<LocatedWinre> {
 /// [`locate_path`] for an opened disk; `label` names it in the error.
 pub fn locate_disk(label: &str, disk: Disk) -> Result<LocatedWinre> {
     let view = DiskView::open(disk)?;
-    let mut problems = Vec::new();
+    let mut problems: Vec<Problem> = Vec::new();
     let os_partitions = view.os_partitions(&mut problems);
     let reagent = view.reagent(&os_partitions).ok().flatten();
     let bcd = view.bcd().ok().flatten();
@@ -612,7 +758,12 @@ pub struct Requirement {
 
 /// The reasons `report` fails `requirement`, one sentence each; empty when it passes.
 pub fn check(report: &ScanReport, requirement: &Requirement) -> Vec<String> {
-    let mut reasons = Vec::new();
+    let mut reasons: Vec<String> = report
+        .problems
+        .iter()
+        .filter(|p| p.code.scan_exit_code().is_some())
+        .map(|p| p.message.clone())
+        .collect();
     match report.winre.status {
         WinreStatus::NotFound => reasons.push("no Winre.wim found".to_string()),
         WinreStatus::Disabled => reasons.push("WinRE is disabled".to_string()),

@@ -25,6 +25,7 @@ use crate::codec::Compression;
 use crate::digest::Sha1Digest;
 use crate::integrity::{IntegrityFailure, IntegrityTable};
 use crate::metadata::usage::{stream_uses, StreamUse};
+use crate::metadata::Image;
 use crate::resource::{self, ChunkLayout, ChunkSpan, DecoderPool, Fault, ResourceSpec};
 use crate::solid::{self, SolidChunks};
 use crate::wim::{read_header, Wim};
@@ -48,7 +49,9 @@ pub struct VerifyReport {
     pub file_size_bytes: u64,
     /// The integrity table check, when the WIM has a table.
     pub integrity: Option<IntegrityReport>,
-    /// Why the blob table or XML data could not be read (then no blob was checked).
+    /// Why the blob table or XML data could not be read (then no blob was checked), or why an
+    /// image's dentry tree whose metadata blob hashes right cannot be read (a directory cycle,
+    /// entries past the end, a bad security block): one sentence per image, `; `-joined.
     pub structure_error: Option<String>,
     /// Blobs checked (metadata included).
     pub blobs_checked: u64,
@@ -227,7 +230,7 @@ pub fn verify<R: ReadAt>(
         Ok(wim) => {
             let mut failures = check_blobs(wim, &blobs, pool.as_ref(), &advance);
             failures.extend(check_solid(wim, &solid_blobs, &advance)?);
-            (None, failures)
+            (check_trees(wim, &failures), failures)
         }
     };
     // Point each failed blob at the failed integrity windows it overlaps.
@@ -263,6 +266,25 @@ pub fn verify<R: ReadAt>(
         failures,
         path_errors,
     })
+}
+
+/// Parses the dentry tree of every image whose metadata blob did not fail already, as wimlib's
+/// verify does; why each that cannot be read fails, or `None` when all read.
+fn check_trees<R: ReadAt + Sync>(wim: &Wim<R>, failures: &[BlobFailure]) -> Option<String> {
+    let failed: HashSet<u32> = failures
+        .iter()
+        .filter_map(|f| f.metadata_of_image)
+        .collect();
+    let errors: Vec<String> = (1..=wim.header().image_count)
+        .into_par_iter()
+        .filter(|index| !failed.contains(index))
+        .filter_map(|index| {
+            Image::open(wim, index)
+                .err()
+                .map(|e| format!("image {index}: its directory tree cannot be read: {e}"))
+        })
+        .collect();
+    (!errors.is_empty()).then(|| errors.join("; "))
 }
 
 /// Fills each failure's `used_by` from the images' file trees; returns why an image could not

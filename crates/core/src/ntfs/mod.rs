@@ -9,6 +9,7 @@ pub(crate) mod cursor;
 mod file;
 mod free_space;
 mod record;
+pub mod state;
 pub(crate) mod volume;
 
 pub use file::{DataRun, FileAttributes, FileHandle, FileTimes};

@@ -362,6 +362,16 @@ impl NtfsVolume {
         }
     }
 
+    /// The `$VOLUME_INFORMATION` flags of `$Volume` (bit 0: dirty), as stored.
+    pub fn volume_flags(&self) -> Result<u16> {
+        let mut fs = NtfsCursor::new(Arc::clone(&self.partition));
+        let info = self
+            .ntfs
+            .volume_info(&mut fs)
+            .map_err(|e| Error::ntfs("$Volume $VOLUME_INFORMATION", e))?;
+        Ok(info.flags().bits())
+    }
+
     /// Opens MFT record `record` as a file (system files such as `$Bitmap`, record 6).
     pub fn open_record(&self, record: u64) -> Result<FileHandle> {
         FileHandle::open(self, record, &format!("MFT record {record}"))
