@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::scan::parse_size;
 use super::source::{self, RemoteArgs};
 use super::wim::emit;
 use anyhow::Context;
@@ -23,6 +24,10 @@ pub struct VerifyArgs {
     /// Worker threads (default: the number of cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Bytes the decode buffers may hold at once (default 100MiB, which keeps peak RSS within
+    /// 128 MiB). More lets two 64 MiB solid LZMS chunks decode at once, on two cores.
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    pub buffer_memory: Option<u64>,
     /// For a URL: print the requests made and bytes fetched on stderr.
     #[arg(long)]
     pub stats: bool,
@@ -56,7 +61,13 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         bar.set_position(p.done_bytes);
     };
     let report = pool
-        .install(|| verify(reader, VerifyOptions::default(), &on_progress))
+        .install(|| {
+            let options = VerifyOptions {
+                buffer_bytes: args.buffer_memory,
+                ..Default::default()
+            };
+            verify(reader, options, &on_progress)
+        })
         .with_context(|| format!("cannot verify {shown}"))?;
     bar.finish_and_clear();
     if let (true, Some(remote)) = (args.stats, &remote) {
