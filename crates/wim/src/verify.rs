@@ -4,13 +4,15 @@
 //! Small blobs are spread over the rayon pool, one worker each; blobs of many compressed chunks
 //! are then done one at a time, their chunks decoded on one thread per rayon worker and hashed
 //! in order (SHA-1 is sequential) on this thread as they arrive ([`crate::pipeline`]). Each
-//! worker owns its decoder (from a [`DecoderPool`]) and buffers, so memory is bounded by a few
-//! chunks per worker, whatever the size of the WIM.
+//! worker owns its decoder (from a [`DecoderPool`]); every decode buffer is taken from one byte
+//! budget ([`MemoryBudget`], [`VerifyOptions::buffer_bytes`]), so memory is bounded whatever the
+//! size of the WIM and of its chunks: huge chunks decode fewer at a time.
 //!
-//! A solid resource is decoded once, its chunks in parallel the same way, and its bytes
-//! are handed in order to the blobs that lie in them (a blob may start and end anywhere, and
-//! straddle chunks); each blob is hashed as its bytes go by. A chunk that cannot be read or
-//! decoded fails every blob it holds part of, and the other chunks are still checked.
+//! Solid resources are decoded once each, all in one pipeline (the next resource's chunks start
+//! while the last of this one decodes), and their bytes are handed in order to the blobs that
+//! lie in them (a blob may start and end anywhere, and straddle chunks); each blob is hashed as
+//! its bytes go by. A chunk that cannot be read or decoded fails every blob it holds part of,
+//! and the other chunks are still checked.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
