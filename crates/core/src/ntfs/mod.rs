@@ -8,6 +8,7 @@
 pub(crate) mod cursor;
 mod file;
 mod free_space;
+pub mod layout;
 mod record;
 pub mod state;
 pub(crate) mod volume;
