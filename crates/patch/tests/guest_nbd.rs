@@ -2,7 +2,13 @@
 //! `qemu-img convert` reads back, `qemu-img check` stays clean, and qemu-nbd is gone after
 //! close. Skipped with a printed reason where qemu-img / qemu-nbd are not installed.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::panic
+)]
 
 use std::path::Path;
 use std::process::Command;
