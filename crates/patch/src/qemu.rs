@@ -5,8 +5,8 @@
 //! explicitly (never probed), `--cache=writethrough` (every write reaches the file before it is
 //! acknowledged) and `--discard=unmap`. Without `--persistent` it exits when its one client
 //! disconnects, so it ends with winre also when winre is killed (the kernel closes the socket);
-//! it is also started under `setpriv --pdeathsig KILL` where setpriv exists, which covers the
-//! moment between its start and our connection.
+//! it is also started under `setpriv --pdeathsig TERM` where setpriv exists, which covers the
+//! moment between its start and our connection (on SIGTERM qemu-nbd closes the image cleanly).
 
 use std::ffi::OsString;
 use std::io::Read;
@@ -66,7 +66,7 @@ impl QemuNbd {
         let mut command = match find_program("setpriv") {
             Some(setpriv) => {
                 let mut c = Command::new(setpriv);
-                c.arg("--pdeathsig").arg("KILL").arg("--").arg(&qemu_nbd);
+                c.arg("--pdeathsig").arg("TERM").arg("--").arg(&qemu_nbd);
                 c
             }
             None => Command::new(&qemu_nbd),
