@@ -3,12 +3,12 @@
 //! 3 manual work (the reason is printed), 2 the image could not be read.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Args;
 use winre_core::plan::{self, Plan, PlanOptions, PlanPartition, Step, Verdict};
 
-use super::scan::parse_size;
+use crate::cli::size::parse_size;
+use crate::cli::Exit;
 
 /// Arguments of `winre plan`.
 #[derive(Args)]
@@ -23,17 +23,24 @@ pub struct PlanArgs {
     pub json: bool,
 }
 
-pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &PlanArgs) -> anyhow::Result<Exit> {
     let options = PlanOptions {
         required_free_bytes: args.min_free,
     };
     let plan = plan::plan_path(&args.image, &options)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&plan)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&crate::cli::json::stamped(&plan))?
+        );
     } else {
         print!("{}", render(&plan));
     }
-    Ok(ExitCode::from(plan.exit_code()))
+    Ok(match plan.verdict {
+        Verdict::NothingNeeded => Exit::Ok,
+        Verdict::Offline => Exit::Finding,
+        Verdict::Manual { .. } => Exit::Refused,
+    })
 }
 
 /// The plan as text for people.

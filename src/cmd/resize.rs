@@ -11,7 +11,6 @@
 //! `--overlay FILE` writes a new qcow2 on top of the image instead of the image itself.
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -27,7 +26,9 @@ use winre_patch::image::{ImageFile, ImageKind};
 use winre_patch::journal::{self, JournalState};
 use winre_patch::plan::{self, ResizeOptions};
 
-use super::scan::parse_size;
+use crate::cli::progress::Progress;
+use crate::cli::size::parse_size;
+use crate::cli::Exit;
 
 /// Arguments of `winre resize`.
 #[derive(Args)]
@@ -107,7 +108,7 @@ fn proc_io() -> Option<ProcIo> {
 struct CliObserver {
     writes: u64,
     stop_after: Option<u64>,
-    bar: indicatif::ProgressBar,
+    bar: Progress,
 }
 
 impl Observer for CliObserver {
@@ -119,17 +120,16 @@ impl Observer for CliObserver {
     }
 
     fn moving(&mut self, done: u64, total: u64) {
-        self.bar.set_length(total);
-        self.bar.set_position(done);
+        self.bar.set(done, total);
     }
 }
 
 /// Maps a patch error to the exit code.
-pub fn exit_for(e: &winre_patch::Error) -> u8 {
+pub fn exit_for(e: &winre_patch::Error) -> Exit {
     match e {
-        winre_patch::Error::Refused(_) | winre_patch::Error::Unsupported(_) => 3,
-        winre_patch::Error::Verify(_) => 4,
-        _ => 2,
+        winre_patch::Error::Refused(_) | winre_patch::Error::Unsupported(_) => Exit::Refused,
+        winre_patch::Error::Verify(_) => Exit::NotReadBack,
+        _ => Exit::Unreadable,
     }
 }
 
@@ -164,10 +164,10 @@ impl Drop for Overlay {
     }
 }
 
-/// Opens the guest disk for planning. With an image opened for writing through qemu-nbd, the
-/// bytes are read through that same route (what the journal will save is what qemu serves);
-/// our own container reader then only supplies the format facts (sector size), and a backing
-/// file or parent is looked for next to the image under the name the image records.
+/// Opens the guest disk for planning. With an image opened for writing through qemu-nbd (or a
+/// block device), the bytes are read through that same route (what the journal will save is
+/// what qemu serves); our own container reader then only supplies the format facts (sector
+/// size). A backing file or parent is looked for next to the image under the name it records.
 fn open_disk(path: &Path, image: Option<&ImageFile>) -> anyhow::Result<Disk> {
     if let Some(image) = image.filter(|i| i.kind() == ImageKind::Device) {
         // A block device's file length is 0: its bytes come from the open device.
@@ -218,7 +218,7 @@ fn open_disk(path: &Path, image: Option<&ImageFile>) -> anyhow::Result<Disk> {
     }
 }
 
-pub fn run(args: &ResizeArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &ResizeArgs) -> anyhow::Result<Exit> {
     let started = Instant::now();
     // With --overlay (and --apply) everything below works on the new overlay.
     let mut overlay = None;
@@ -229,14 +229,14 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<ExitCode> {
                     "winre: refused: the overlay {} already exists",
                     file.display()
                 );
-                return Ok(ExitCode::from(3));
+                return Ok(Exit::Refused);
             }
             let format = qemu_format_of(&args.image)?;
             let backing = std::fs::canonicalize(&args.image)
                 .with_context(|| format!("resolving {}", args.image.display()))?;
             if let Err(e) = winre_patch::qemu::create_overlay(&backing, format, file) {
                 eprintln!("winre: {e}");
-                return Ok(ExitCode::from(exit_for(&e)));
+                return Ok(exit_for(&e));
             }
             overlay = Some(Overlay {
                 path: file.clone(),
@@ -263,7 +263,7 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<ExitCode> {
                 "winre: refused: journal {} exists: {why}",
                 journal_path.display()
             );
-            return Ok(ExitCode::from(3));
+            return Ok(Exit::Refused);
         }
         if args.apply {
             std::fs::remove_file(&journal_path).with_context(|| {
@@ -277,7 +277,7 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<ExitCode> {
             Ok(i) => Some(i),
             Err(e) => {
                 eprintln!("winre: {e}");
-                return Ok(ExitCode::from(exit_for(&e)));
+                return Ok(exit_for(&e));
             }
         }
     } else {
@@ -318,7 +318,7 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<ExitCode> {
                 }
                 _ => {
                     eprintln!("winre: refused: {why}");
-                    return Ok(ExitCode::from(3));
+                    return Ok(Exit::Refused);
                 }
             }
         }
@@ -326,7 +326,7 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<ExitCode> {
             Ok(a) => a,
             Err(e) => {
                 eprintln!("winre: {e}");
-                return Ok(ExitCode::from(exit_for(&e)));
+                return Ok(exit_for(&e));
             }
         },
     };
@@ -344,20 +344,16 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<ExitCode> {
         io: None,
     };
     let code = if report.actions.is_empty() {
-        0
+        Exit::Ok
     } else if let Some(mut image) = image {
         let prepared = match apply::prepare(&image, &table, &report.actions) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("winre: {e}");
-                return Ok(ExitCode::from(exit_for(&e)));
+                return Ok(exit_for(&e));
             }
         };
-        let bar = if args.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-            indicatif::ProgressBar::hidden()
-        } else {
-            indicatif::ProgressBar::new(0)
-        };
+        let bar = Progress::bytes("moving", 0);
         let mut observer = CliObserver {
             writes: 0,
             stop_after: std::env::var("WINRE_TEST_STOP_AFTER_WRITE")
@@ -369,7 +365,7 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<ExitCode> {
             o.keep = true;
         }
         let applied = apply::apply(&mut image, prepared, &journal_path, &mut observer);
-        observer.bar.finish_and_clear();
+        observer.bar.finish();
         // Scanned again through the same route (for a raw image: read from the file anew).
         let after = applied.is_ok().then(|| {
             open_disk(&target, Some(&image))
@@ -394,25 +390,28 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<ExitCode> {
                         target.display(),
                         journal_path.display()
                     );
-                    return Ok(ExitCode::from(4));
+                    return Ok(Exit::NotReadBack);
                 }
-                return Ok(ExitCode::from(exit_for(&e)));
+                return Ok(exit_for(&e));
             }
         }
         let after = after.context("no scan after the resize")??;
         report.free_after_bytes = after.recovery_space.as_ref().map(|s| s.free);
-        0
+        Exit::Ok
     } else {
-        1
+        Exit::Finding
     };
     report.seconds = started.elapsed().as_secs_f64();
     report.io = proc_io();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&crate::cli::json::stamped(&report))?
+        );
     } else {
         print_text(&report);
     }
-    Ok(ExitCode::from(code))
+    Ok(code)
 }
 
 fn print_text(r: &ResizeReport) {
