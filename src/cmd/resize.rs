@@ -89,6 +89,9 @@ struct ProcIo {
     write_bytes: u64,
     /// Bytes passed to write calls.
     wchar: u64,
+    /// Bytes the qemu-nbd that wrote the container caused to be written to storage (its
+    /// /proc/PID/io write_bytes read just before it closed the image); null for raw images.
+    qemu_nbd_write_bytes: Option<u64>,
 }
 
 fn proc_io() -> Option<ProcIo> {
@@ -100,6 +103,7 @@ fn proc_io() -> Option<ProcIo> {
     Some(ProcIo {
         write_bytes: field("write_bytes:")?,
         wchar: field("wchar:")?,
+        qemu_nbd_write_bytes: None,
     })
 }
 
@@ -343,6 +347,7 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<Exit> {
         seconds: 0.0,
         io: None,
     };
+    let mut qemu_nbd_write_bytes = None;
     let code = if report.actions.is_empty() {
         Exit::Ok
     } else if let Some(mut image) = image {
@@ -372,6 +377,7 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<Exit> {
                 .and_then(|d| Ok(scan::scan_disk(&label, &d, &options)?))
                 .with_context(|| format!("scanning {label} after the resize"))
         });
+        qemu_nbd_write_bytes = image.guest().server_write_bytes();
         // For a container: qemu-nbd closes it and exits before the result is trusted.
         let closed = image.close();
         let applied = applied.and_then(|a| closed.map(|()| a));
@@ -402,7 +408,10 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<Exit> {
         Exit::Finding
     };
     report.seconds = started.elapsed().as_secs_f64();
-    report.io = proc_io();
+    report.io = proc_io().map(|io| ProcIo {
+        qemu_nbd_write_bytes,
+        ..io
+    });
     if args.json {
         println!(
             "{}",

@@ -119,6 +119,17 @@ impl GuestWriter {
         }
     }
 
+    /// Bytes the qemu-nbd process has caused to be written to storage so far (its
+    /// `/proc/PID/io` `write_bytes`), for the benchmark; `None` for the file route.
+    pub fn server_write_bytes(&self) -> Option<u64> {
+        let Self::Nbd(n) = self else {
+            return None;
+        };
+        let io = std::fs::read_to_string(format!("/proc/{}/io", n.server_pid()?)).ok()?;
+        io.lines()
+            .find_map(|l| l.strip_prefix("write_bytes:")?.trim().parse().ok())
+    }
+
     /// A read-only view of the guest disk through the same route.
     pub fn reader(&self) -> Arc<dyn ReadAt> {
         match self {
