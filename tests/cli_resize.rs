@@ -421,7 +421,7 @@ fn mbr_partition_grows_in_place() {
 }
 
 #[test]
-fn fixed_vhd_is_written_and_other_containers_are_refused() {
+fn fixed_vhd_is_written_and_a_refused_qcow2_is_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     let vhd = copy("resize/gpt-vhd.vhd", dir.path());
     let original = sha256_file(&vhd);
@@ -440,14 +440,19 @@ fn fixed_vhd_is_written_and_other_containers_are_refused() {
     ntfs_clean(&extract(&raw, 4, dir.path()));
     undo_restores(&vhd, &original);
 
+    // qcow2 is planned through qemu-nbd (tests/cli_resize_containers.rs); gpt-small has no
+    // room without moving OS files, so the plan is refused and nothing is written.
     let qcow = copy("resize/gpt-qcow2.qcow2", dir.path());
+    let qcow_sha = sha256_file(&qcow);
     let (out, _) = resize(&qcow, &[]);
     assert_eq!(out.status.code(), Some(3));
     assert!(
-        text(&out.stderr).contains("qemu-img convert"),
+        text(&out.stderr).contains("manual work"),
         "{}",
         text(&out.stderr)
     );
+    assert_eq!(sha256_file(&qcow), qcow_sha);
+    assert!(!dir.path().join("gpt-qcow2.qcow2.winre-journal").exists());
 }
 
 #[test]
@@ -709,4 +714,68 @@ fn undo_restores_with(img: &Path, journal: &Path, original_sha: &str) {
     let out = winre(&["undo", s(img), "--journal", s(journal)]);
     assert!(out.status.success(), "undo: {}", text(&out.stderr));
     assert_eq!(sha256_file(img), original_sha);
+}
+
+#[test]
+fn reader_commands_name_a_resize_journal_next_to_the_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = copy("winre/gpt-small.img", dir.path());
+    let journal = dir.path().join("gpt-small.img.winre-journal");
+    let journal_problem = |args: &[&str]| -> String {
+        let out = winre(args);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let found: Vec<String> = v["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["code"] == "resize_journal")
+            .map(|p| p["message"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(found.len(), 1, "{v:#}");
+        found[0].clone()
+    };
+    // No journal: nothing said.
+    let out = winre(&["scan", "--json", s(&img)]);
+    assert!(!text(&out.stdout).contains("resize_journal"));
+
+    // A resize killed while saving regions (the third write).
+    let out = Command::new(env!("CARGO_BIN_EXE_winre"))
+        .args(["resize", s(&img), "--apply", "--min-free", "120MiB"])
+        .env("WINRE_TEST_STOP_AFTER_WRITE", "3")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.signal(), Some(6));
+    let said = journal_problem(&["scan", "--json", s(&img)]);
+    assert!(said.contains("an incomplete winre journal"), "{said}");
+    assert!(
+        said.contains(&format!("`winre undo {}`", s(&img))),
+        "{said}"
+    );
+    for args in [
+        vec!["disk", "info", s(&img)],
+        vec!["plan", s(&img)],
+        vec!["check", s(&img)],
+    ] {
+        let out = winre(&args);
+        assert!(
+            text(&out.stderr).contains("incomplete winre journal"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    let out = winre(&["undo", s(&img)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::fs::remove_file(&journal).unwrap();
+
+    // A finished resize: a complete journal, named also when given elsewhere with --journal.
+    let out = winre(&["resize", s(&img), "--apply", "--min-free", "120MiB"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = journal_problem(&["scan", "--json", s(&img)]);
+    assert!(said.contains("a complete winre journal"), "{said}");
+    let moved = dir.path().join("kept.journal");
+    std::fs::rename(&journal, &moved).unwrap();
+    let out = winre(&["scan", "--json", s(&img)]);
+    assert!(!text(&out.stdout).contains("resize_journal"));
+    let said = journal_problem(&["scan", "--json", s(&img), "--journal", s(&moved)]);
+    assert!(said.contains("kept.journal"), "{said}");
 }

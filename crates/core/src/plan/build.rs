@@ -26,7 +26,6 @@ use std::path::Path;
 use winre_disk::container::{self, Disk, OpenOptions};
 use winre_disk::partition::{Kind, Partition, Scheme};
 use winre_disk::probe::Filesystem;
-use winre_readat::ReadAt;
 
 use super::grow::{self, align_down, align_up, NtfsFacts};
 use super::tail;
@@ -36,7 +35,8 @@ use super::{
     RECOVERY_TYPE_GUID,
 };
 use crate::locate::{self, DiskView, FoundBcd, FoundBy, FoundReagent};
-use crate::ntfs::NtfsVolume;
+use crate::ntfs::{state, NtfsVolume};
+use crate::problem::{Problem, ProblemCode};
 use crate::updates::REQUIRED_FREE_BYTES;
 use crate::{Error, Result};
 
@@ -50,7 +50,6 @@ pub const NEW_VOLUME_METADATA_BYTES: u64 = 16 << 20;
 const RECOVERY_REAGENT_PATH: &str = r"\Recovery\WindowsRE\ReAgent.xml";
 
 /// Where `\hiberfil.sys` is on the OS volume.
-const HIBERFIL_PATH: &str = r"\hiberfil.sys";
 
 /// What `winre plan` is asked.
 #[derive(Debug, Clone, Copy)]
@@ -180,11 +179,17 @@ impl<'v> Planner<'v> {
         let mut notes = Vec::new();
         let os_partitions = view.os_partitions(&mut notes);
         self.reagent = view.reagent(&os_partitions).unwrap_or_else(|e| {
-            notes.push(format!("ReAgent.xml could not be read: {e}"));
+            notes.push(Problem::new(
+                ProblemCode::ReagentUnreadable,
+                format!("ReAgent.xml could not be read: {e}"),
+            ));
             None
         });
         self.bcd = view.bcd().unwrap_or_else(|e| {
-            notes.push(format!("BCD store could not be read: {e}"));
+            notes.push(Problem::new(
+                ProblemCode::BcdUnreadable,
+                format!("BCD store could not be read: {e}"),
+            ));
             None
         });
         let found = view.locate(
@@ -193,7 +198,7 @@ impl<'v> Planner<'v> {
             &os_partitions,
             &mut notes,
         );
-        self.plan.notes.append(&mut notes);
+        self.plan.notes.extend(notes.into_iter().map(|p| p.message));
 
         // The OS partition: the first NTFS volume with \Windows\System32, else (its contents
         // cannot be read) the first BitLocker partition.
@@ -297,6 +302,7 @@ impl<'v> Planner<'v> {
                 format!("the recovery partition {recovery} is a logical partition inside an extended partition: winre does not rewrite EBR chains"),
             ));
         }
+        self.check_volume_clean(recovery);
         let os_part = os.and_then(|n| self.partition(n));
         if let Some(os_part) = os_part {
             if rec.start_bytes < os_part.start_bytes {
@@ -861,6 +867,25 @@ impl<'v> Planner<'v> {
         Ok(())
     }
 
+    /// Records a blocker when volume `number` has its dirty flag set: it needs chkdsk in Windows
+    /// before anything writes to it.
+    fn check_volume_clean(&mut self, number: u32) {
+        let Some(volume) = self.view.ntfs(number).ok().flatten() else {
+            return;
+        };
+        match volume.volume_flags() {
+            Ok(flags) if flags & state::VOLUME_IS_DIRTY != 0 => self.blockers.push((
+                ManualReason::VolumeDirty,
+                format!("partition {number} has the NTFS dirty flag set ($Volume): it was not cleanly unmounted; boot Windows (it runs chkdsk) and shut it down fully before resizing"),
+            )),
+            Ok(_) => {}
+            Err(e) => self
+                .plan
+                .notes
+                .push(format!("the $Volume flags of partition {number} could not be read: {e}")),
+        }
+    }
+
     /// Records why the OS volume cannot be written offline, if it cannot.
     fn check_os_writable(&mut self, os: &Partition, doing: &str) {
         if os.filesystem == Filesystem::Bitlocker {
@@ -870,10 +895,11 @@ impl<'v> Planner<'v> {
             ));
             return;
         }
-        match self.view.ntfs(os.number).ok().flatten().map(|v| hibernated(&v)) {
-            Some(Ok(true)) => self.blockers.push((
+        self.check_volume_clean(os.number);
+        match self.view.ntfs(os.number).ok().flatten().map(|v| state::hibernation(&v)) {
+            Some(Ok(Some(magic))) => self.blockers.push((
                 ManualReason::OsHibernated,
-                format!("the OS volume (partition {}) is hibernated (\\hiberfil.sys starts with \"hibr\", e.g. Fast Startup): writing to it offline would be lost or corrupt it on resume; boot Windows and shut it down fully (shutdown /s /t 0) first", os.number),
+                format!("the OS volume (partition {}) is hibernated (\\hiberfil.sys starts with {magic:?}, e.g. Fast Startup): writing to it offline would be lost or corrupt it on resume; boot Windows and shut it down fully (shutdown /s /t 0) first", os.number),
             )),
             Some(Err(e)) => self
                 .plan
@@ -1068,20 +1094,6 @@ pub(crate) fn ntfs_facts(volume: &NtfsVolume) -> Result<NtfsFacts> {
         free_clusters: space.free_clusters,
         bitmap_allocated_bytes: bitmap.allocated_size(),
     })
-}
-
-/// True when `\hiberfil.sys` holds a hibernation image: its first four bytes are "hibr" in
-/// either case (what ntfs-3g checks before it mounts a volume read-write).
-fn hibernated(volume: &NtfsVolume) -> Result<bool> {
-    let Some(file) = volume.open_file(HIBERFIL_PATH)? else {
-        return Ok(false);
-    };
-    if file.size() < 4 {
-        return Ok(false);
-    }
-    let mut magic = [0u8; 4];
-    file.data_reader()?.read_exact_at(0, &mut magic)?;
-    Ok(magic.eq_ignore_ascii_case(b"hibr"))
 }
 
 fn tail_why(os: &Partition, tail: &OsTail, shrink: u64) -> String {

@@ -153,6 +153,8 @@ pub enum ManualReason {
     Bitlocker,
     /// The OS volume was hibernated (Fast Startup): writing to it offline loses data.
     OsHibernated,
+    /// A volume to be written has the NTFS dirty flag set: chkdsk must run in Windows first.
+    VolumeDirty,
     /// The clusters the OS volume would give up are in use: files must move first.
     OsTailInUse,
     /// The OS volume would fall below its smallest possible size.
