@@ -49,8 +49,6 @@ pub const NEW_VOLUME_METADATA_BYTES: u64 = 16 << 20;
 /// Where the recovery volume keeps its own copy of ReAgent.xml.
 const RECOVERY_REAGENT_PATH: &str = r"\Recovery\WindowsRE\ReAgent.xml";
 
-/// Where `\hiberfil.sys` is on the OS volume.
-
 /// What `winre plan` is asked.
 #[derive(Debug, Clone, Copy)]
 pub struct PlanOptions {
