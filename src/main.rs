@@ -55,8 +55,10 @@ enum Command {
     /// 1 a change winre can make offline, 3 manual work, 2 unreadable).
     Plan(cmd::plan::PlanArgs),
     /// Grow the WinRE volume to the required free space (with --apply; journaled, undoable).
+    /// qcow2, VHDX, VMDK and dynamic VHD are written through qemu-nbd (needed only then).
     Resize(cmd::resize::ResizeArgs),
-    /// Restore an image from the journal of `winre resize`.
+    /// Restore an image from the journal of `winre resize` (through qemu-nbd for qcow2, VHDX,
+    /// VMDK and dynamic VHD, as the resize wrote them).
     Undo(cmd::undo::UndoArgs),
     /// What happened to each WinRE update: verdicts with the evidence of the event logs,
     /// servicing state and PowerShell history (exit 0 read, 2 unreadable).

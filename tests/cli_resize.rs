@@ -415,7 +415,7 @@ fn mbr_partition_grows_in_place() {
 }
 
 #[test]
-fn fixed_vhd_is_written_and_other_containers_are_refused() {
+fn fixed_vhd_is_written_and_a_refused_qcow2_is_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     let vhd = copy("resize/gpt-vhd.vhd", dir.path());
     let original = sha256_file(&vhd);
@@ -434,14 +434,19 @@ fn fixed_vhd_is_written_and_other_containers_are_refused() {
     ntfs_clean(&extract(&raw, 4, dir.path()));
     undo_restores(&vhd, &original);
 
+    // qcow2 is planned through qemu-nbd (tests/cli_resize_containers.rs); gpt-small has no
+    // room without moving OS files, so the plan is refused and nothing is written.
     let qcow = copy("resize/gpt-qcow2.qcow2", dir.path());
+    let qcow_sha = sha256_file(&qcow);
     let (out, _) = resize(&qcow, &[]);
     assert_eq!(out.status.code(), Some(3));
     assert!(
-        text(&out.stderr).contains("qemu-img convert"),
+        text(&out.stderr).contains("manual work"),
         "{}",
         text(&out.stderr)
     );
+    assert_eq!(sha256_file(&qcow), qcow_sha);
+    assert!(!dir.path().join("gpt-qcow2.qcow2.winre-journal").exists());
 }
 
 #[test]

@@ -356,6 +356,7 @@ pub fn apply(
     observer: &mut dyn Observer,
 ) -> Result<ApplyReport> {
     let regions = prepared.regions(image.disk_len());
+    image.check_writable(&regions)?;
     let mut journal = Journal::begin(
         image,
         journal_path,

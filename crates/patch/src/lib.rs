@@ -2,7 +2,9 @@
 //! undo` machinery.
 //!
 //! Read-only is the default everywhere else in winre; this crate is the one place that opens an
-//! image for writing ([`image::ImageFile`]). A patch carries out the steps of `winre plan`'s
+//! image for writing ([`image::ImageFile`]), whose guest bytes go through a
+//! [`guest::GuestWriter`]: the file itself (raw, fixed VHD, block device) or qemu-nbd (qcow2,
+//! VHDX, VMDK, dynamic VHD; [`qemu`], [`nbd`]). A patch carries out the steps of `winre plan`'s
 //! plan (winre_core::plan::Step: grow the image file, shrink or grow an NTFS volume in place,
 //! move a partition's bytes to a lower offset, set a partition's extent in the GPT or MBR,
 //! rewrite ReAgent.xml's WinRE offset), checking each against the image. All writes are
@@ -15,10 +17,14 @@
 
 pub mod apply;
 mod bytes;
+pub mod device;
 pub mod error;
+pub mod guest;
 pub mod image;
 pub mod journal;
+pub mod nbd;
 pub mod ntfs;
+pub mod qemu;
 pub mod reagent;
 pub mod table;
 pub mod undo;
