@@ -69,6 +69,18 @@ impl FreeBuffers {
         self.returned.notify_one();
     }
 
+    /// Swaps `bufs` for the free pair of most capacity, if that is more than its own: a worker
+    /// that was granted memory reuses the buffers the item before it gave back, instead of
+    /// growing its own while those sit idle (two 64 MiB chunks' worth for one in use).
+    fn swap_for_largest(&self, bufs: &mut Buffers) {
+        let mut free = self.buffers.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(largest) = free.iter_mut().max_by_key(|b| b.capacity()) {
+            if largest.capacity() > bufs.capacity() {
+                std::mem::swap(largest, bufs);
+            }
+        }
+    }
+
     fn stop(&self) {
         // Under the lock, so a worker between its check and its wait cannot miss the wake-up.
         let _free = self.buffers.lock().unwrap_or_else(PoisonError::into_inner);
@@ -154,6 +166,7 @@ pub(crate) fn decode_in_order<T: Send>(
                         free.give_back(bufs);
                         break;
                     };
+                    free.swap_for_largest(&mut bufs);
                     // Buffers grown for a larger item would hold memory the grant does not
                     // count: start afresh.
                     if bufs.capacity() > need.saturating_mul(2).max(1 << 20) {
