@@ -330,7 +330,7 @@ fn a_verdict_per_disk_with_its_evidence() {
                 "KB5057589",
                 "--require-installed",
                 "--min-free",
-                "1",
+                "1B",
                 img,
             ],
             &[],
@@ -344,7 +344,10 @@ fn a_verdict_per_disk_with_its_evidence() {
         }
         // Without --require-installed the reported-failed disk passes on its version.
         if disk.name == "april-2025" {
-            let out = winre(&["check", "--kb", "KB5057589", "--min-free", "1", img], &[]);
+            let out = winre(
+                &["check", "--kb", "KB5057589", "--min-free", "1B", img],
+                &[],
+            );
             assert_eq!(out.status.code(), Some(0));
         }
     }

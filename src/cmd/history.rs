@@ -4,7 +4,6 @@
 
 use std::fmt::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Args;
 use winre_core::history::HistoryReport;
@@ -13,7 +12,9 @@ use winre_core::scan::ScanOptions;
 use winre_core::updates;
 
 use super::scan::{outcome_json, scan_all, Outcome};
-use super::source::RemoteArgs;
+use super::source::{ParentArgs, RemoteArgs};
+use crate::cli::threads::ThreadsArg;
+use crate::cli::Exit;
 
 /// Arguments of `winre history`.
 #[derive(Args)]
@@ -24,21 +25,29 @@ pub struct HistoryArgs {
     /// One JSON object per image per line (the scan record with its `history`).
     #[arg(long)]
     pub json: bool,
-    /// Images read at once (default: the number of cores).
-    #[arg(long)]
-    pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub threads: ThreadsArg,
     #[command(flatten)]
     pub remote: RemoteArgs,
+    #[command(flatten)]
+    pub parents: ParentArgs,
 }
 
 /// Exit 0 when every image was read, 2 when any could not be (as `winre scan`).
-pub fn run(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &HistoryArgs) -> anyhow::Result<Exit> {
     let options = ScanOptions {
         history: true,
         ..ScanOptions::default()
     };
     let mut failed = false;
-    for outcome in scan_all(&args.images, args.jobs, &options, &args.remote)? {
+    for outcome in scan_all(
+        &args.images,
+        args.threads,
+        &options,
+        &args.remote,
+        &args.parents,
+        None,
+    )? {
         if args.json {
             println!("{}", outcome_json(&outcome)?);
         }
@@ -56,11 +65,7 @@ pub fn run(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(if failed {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if failed { Exit::Unreadable } else { Exit::Ok })
 }
 
 fn render_report(r: &ScanReport) -> String {
@@ -190,7 +195,7 @@ pub struct UpdatesArgs {
 }
 
 /// Lists the table in use.
-pub fn run_updates(args: &UpdatesArgs) -> anyhow::Result<ExitCode> {
+pub fn run_updates(args: &UpdatesArgs) -> anyhow::Result<Exit> {
     let table = updates::active_table();
     let family = args.family.map(updates::family_of);
     let rows: Vec<_> = table
@@ -206,7 +211,7 @@ pub fn run_updates(args: &UpdatesArgs) -> anyhow::Result<ExitCode> {
                 "updates": rows,
             }))?
         );
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Exit::Ok);
     }
     println!(
         "update table {} ({}; sha256 {}), {} rows",
@@ -236,5 +241,5 @@ pub fn run_updates(args: &UpdatesArgs) -> anyhow::Result<ExitCode> {
                 .unwrap_or_default()
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }

@@ -3,12 +3,15 @@
 //! 3 manual work (the reason is printed), 2 the image could not be read.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Args;
 use winre_core::plan::{self, Plan, PlanOptions, PlanPartition, Step, Verdict};
 
-use super::scan::parse_size;
+use winre_disk::container;
+
+use super::source::{self, ParentArgs};
+use crate::cli::size::parse_size;
+use crate::cli::Exit;
 
 /// Arguments of `winre plan`.
 #[derive(Args)]
@@ -21,19 +24,38 @@ pub struct PlanArgs {
     /// The plan as one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub parents: ParentArgs,
+    #[command(flatten)]
+    pub journal: super::source::JournalArgs,
+    /// The image file may be made longer when the recovery partition is the last one (as
+    /// `winre resize --grow-image`): then that is the plan.
+    #[arg(long)]
+    pub grow_image: bool,
 }
 
-pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &PlanArgs) -> anyhow::Result<Exit> {
     let options = PlanOptions {
         required_free_bytes: args.min_free,
+        grow_image: args.grow_image,
     };
-    let plan = plan::plan_path(&args.image, &options)?;
+    super::source::warn_journal(&args.image, args.journal.journal.as_deref());
+    let disk = container::open(&args.image, &args.parents.options())
+        .map_err(|e| source::with_parent_hint(e).context(args.image.display().to_string()))?;
+    let plan = plan::plan_disk(&args.image.display().to_string(), disk, &options)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&plan)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&crate::cli::json::stamped(&plan))?
+        );
     } else {
         print!("{}", render(&plan));
     }
-    Ok(ExitCode::from(plan.exit_code()))
+    Ok(match plan.verdict {
+        Verdict::NothingNeeded => Exit::Ok,
+        Verdict::Offline => Exit::Finding,
+        Verdict::Manual { .. } => Exit::Refused,
+    })
 }
 
 /// The plan as text for people.
@@ -184,6 +206,9 @@ fn table(parts: &[PlanPartition], line: &mut impl FnMut(String)) {
 
 fn describe(step: &Step) -> String {
     match step {
+        Step::GrowImage { new_len_bytes } => {
+            format!("make the image file (the guest disk) {new_len_bytes} bytes long")
+        }
         Step::ShrinkNtfs {
             partition,
             new_size_bytes,

@@ -22,6 +22,7 @@ use winre_readat::ReadAt;
 
 use crate::bcd::{self, BcdDevice, BcdWinre};
 use crate::ntfs::{FileHandle, NtfsVolume};
+use crate::problem::{Problem, ProblemCode};
 use crate::reagent::{self, ReagentConfig};
 use crate::software::{self, SoftwareVersions};
 use crate::{fat, Error, Result};
@@ -127,14 +128,59 @@ impl std::fmt::Debug for DiskView {
 }
 
 impl DiskView {
-    /// Reads the partition table of `disk`.
+    /// Reads the partition table of `disk`. A disk without a table that starts with a file
+    /// system boot sector (a volume imaged on its own) is taken as one partition, number 1,
+    /// spanning the whole disk.
     pub fn open(disk: Disk) -> Result<Self> {
         let table = partition::read_table(&disk)?;
-        Ok(Self {
+        let mut view = Self {
             disk,
             table,
             volumes: RefCell::new(HashMap::new()),
-        })
+        };
+        if view.table.info.scheme == Scheme::None {
+            if let Some(volume) = bare_volume(&view.disk)? {
+                view.table.partitions.push(volume);
+                view.set_bare_volume_kind();
+            }
+        }
+        Ok(view)
+    }
+
+    /// True when the disk has no partition table and partition 1 is the whole disk.
+    pub fn is_bare_volume(&self) -> bool {
+        self.table.info.scheme == Scheme::None && !self.table.partitions.is_empty()
+    }
+
+    /// The kind of a bare volume, from what is on it: NTFS with `\Recovery\WindowsRE` and no
+    /// `\Windows` is a recovery volume; FAT with the BCD store is an ESP; else basic data.
+    fn set_bare_volume_kind(&mut self) {
+        let Some(part) = self.table.partitions.first() else {
+            return;
+        };
+        let kind = match part.filesystem {
+            Filesystem::Ntfs => match self.ntfs(part.number) {
+                Ok(Some(volume)) => {
+                    let has = |path: &str| matches!(volume.lookup(path), Ok(Some(_)));
+                    if has(WINRE_FOLDER) && !has(r"\Windows") {
+                        Kind::Recovery
+                    } else {
+                        Kind::BasicData
+                    }
+                }
+                _ => Kind::BasicData,
+            },
+            Filesystem::Fat12 | Filesystem::Fat16 | Filesystem::Fat32 => {
+                match self.read_small_file(part, ESP_BCD_PATH, MAX_BCD_BYTES) {
+                    Ok(Some(_)) => Kind::Esp,
+                    _ => Kind::BasicData,
+                }
+            }
+            _ => Kind::Other,
+        };
+        if let Some(part) = self.table.partitions.first_mut() {
+            part.kind = kind;
+        }
     }
 
     /// The partition numbered `number`.
@@ -171,7 +217,7 @@ impl DiskView {
 
     /// NTFS partitions holding a `Windows\System32` directory, in table order. A volume that
     /// cannot be read is skipped and reported in `problems`.
-    pub fn os_partitions(&self, problems: &mut Vec<String>) -> Vec<u32> {
+    pub fn os_partitions(&self, problems: &mut Vec<Problem>) -> Vec<u32> {
         let mut found = Vec::new();
         for part in &self.table.partitions {
             if part.filesystem != Filesystem::Ntfs {
@@ -186,9 +232,12 @@ impl DiskView {
             match probe() {
                 Ok(true) => found.push(part.number),
                 Ok(false) => {}
-                Err(e) => problems.push(format!(
-                    "partition {}: NTFS volume could not be read: {e}",
-                    part.number
+                Err(e) => problems.push(Problem::new(
+                    ProblemCode::VolumeUnreadable,
+                    format!(
+                        "partition {}: NTFS volume could not be read: {e}",
+                        part.number
+                    ),
                 )),
             }
         }
@@ -301,7 +350,7 @@ impl DiskView {
         reagent: Option<&FoundReagent>,
         bcd: Option<&FoundBcd>,
         os_partitions: &[u32],
-        problems: &mut Vec<String>,
+        problems: &mut Vec<Problem>,
     ) -> Option<FoundWim> {
         let mut candidates: Vec<(u32, String, FoundBy)> = Vec::new();
         if let Some(r) = reagent {
@@ -310,9 +359,9 @@ impl DiskView {
                 Some(offset) if offset != 0 && !path.is_empty() => {
                     match self.table.partitions.iter().find(|p| p.start_bytes == offset) {
                         Some(part) => candidates.push((part.number, join(path, "Winre.wim"), FoundBy::Reagent)),
-                        None => problems.push(format!(
+                        None => problems.push(Problem::new(ProblemCode::ReagentOffsetMismatch, format!(
                             "ReAgent.xml points WinRE at the partition starting at byte {offset}, but no partition starts there"
-                        )),
+                        ))),
                     }
                 }
                 _ => {}
@@ -362,7 +411,10 @@ impl DiskView {
                 Ok(Some(found)) => return Some(found),
                 Ok(None) => {}
                 Err(e) => {
-                    let line = format!("partition {number}: could not look for {path}: {e}");
+                    let line = Problem::new(
+                        ProblemCode::VolumeUnreadable,
+                        format!("partition {number}: could not look for {path}: {e}"),
+                    );
                     if !problems.contains(&line) {
                         problems.push(line);
                     }
@@ -415,6 +467,36 @@ impl DiskView {
         );
         numbers
     }
+}
+
+/// The whole disk as partition 1, when it starts with a file system boot sector.
+fn bare_volume(disk: &Disk) -> Result<Option<Partition>> {
+    let filesystem = winre_disk::probe::probe(disk.reader.as_ref())?;
+    if filesystem == Filesystem::Unknown {
+        return Ok(None);
+    }
+    let size_bytes = disk.reader.len();
+    let sector = u64::from(disk.info.sector_size.max(1));
+    let size_sectors = size_bytes / sector;
+    Ok(Some(Partition {
+        number: 1,
+        type_guid: None,
+        mbr_type: None,
+        unique_guid: None,
+        kind: Kind::Other,
+        start_lba: 0,
+        end_lba: size_sectors.saturating_sub(1),
+        size_sectors,
+        start_bytes: 0,
+        size_bytes,
+        attributes: None,
+        attribute_names: Vec::new(),
+        name: None,
+        active: None,
+        logical: None,
+        filesystem,
+        problems: Vec::new(),
+    }))
 }
 
 /// The WinRE loader's ramdisk: the device holding the image and the image path.

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::file_versions::FileVersion;
 use crate::history::HistoryReport;
+use crate::problem::Problem;
 use crate::updates::{TableId, UpdateStatus};
 use crate::version::WinreVersion;
 
@@ -33,8 +34,8 @@ pub struct ScanReport {
     /// With `--history`: the update history, servicing state and a verdict per update.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<HistoryReport>,
-    /// Findings, one human-readable sentence each.
-    pub problems: Vec<String>,
+    /// Findings: a stable machine code and one human-readable sentence each.
+    pub problems: Vec<Problem>,
     /// Bytes read from the image to produce this report.
     pub stats: ReadSummary,
 }
@@ -52,6 +53,10 @@ pub struct SourceInfo {
     pub disk_size: u64,
     /// Logical sector size in bytes.
     pub sector_size: u32,
+    /// The parents of a differencing image that were opened, nearest first (empty for a disk
+    /// that stands alone): `path`, `format`, `recorded` (the name the child records), `given`
+    /// (true when named with --parent).
+    pub chain: Vec<winre_disk::container::ChainLink>,
 }
 
 /// The partition table's own facts.

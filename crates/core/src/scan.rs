@@ -17,8 +17,11 @@ use winre_readat::{Counting, ReadAt};
 use winre_wim::codec::Compression;
 
 use crate::file_versions::{self, FileVersion};
+use crate::filetype;
 use crate::history;
 use crate::locate::{self, DiskView, FoundBcd, FoundReagent, FoundWim};
+use crate::ntfs::state::VolumeState;
+use crate::problem::{push, Problem, ProblemCode};
 use crate::report::{
     BcdSummary, PartitionSummary, ReadSummary, ReagentSummary, RecoverySpace, ScanReport,
     SourceInfo, TableSummary, VersionSources, WimSummary, WinreReport, WinreStatus,
@@ -61,6 +64,10 @@ pub fn scan_disk(label: &str, disk: &Disk, options: &ScanOptions) -> Result<Scan
     let view = DiskView::open(Disk {
         reader,
         info: disk.info.clone(),
+    })
+    .map_err(|e| match sniff(disk.reader.as_ref()) {
+        Some(name) => crate::Error::Unsupported(format!("not a disk image: the file is {name}")),
+        None => e,
     })?;
     let mut report = inspect(label, &view, options)?;
     let stats = counting.stats();
@@ -74,43 +81,58 @@ pub fn scan_disk(label: &str, disk: &Disk, options: &ScanOptions) -> Result<Scan
 
 /// Everything but the read counters.
 fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanReport> {
-    let mut problems = Vec::new();
+    let mut problems: Vec<Problem> = Vec::new();
+    image_findings(view, &mut problems);
     for part in &view.table.partitions {
         if part.filesystem == Filesystem::Bitlocker {
-            problems.push(format!(
+            problems.push(Problem::new(ProblemCode::Bitlocker, format!(
                 "partition {} is BitLocker-encrypted: winre cannot look inside it (unlock it and scan a decrypted image)",
                 part.number
-            ));
+            )));
         }
     }
+    volume_states(view, &mut problems);
     let os_partitions = view.os_partitions(&mut problems);
     if os_partitions.is_empty() {
-        problems.push(r"no OS volume found (an NTFS partition with \Windows\System32)".to_string());
+        problems.push(Problem::new(
+            ProblemCode::NoOsVolume,
+            r"no OS volume found (an NTFS partition with \Windows\System32)",
+        ));
     }
     let reagent = view.reagent(&os_partitions).unwrap_or_else(|e| {
-        problems.push(format!("ReAgent.xml could not be read: {e}"));
+        problems.push(Problem::new(
+            ProblemCode::ReagentUnreadable,
+            format!("ReAgent.xml could not be read: {e}"),
+        ));
         None
     });
     if reagent.is_none() && !os_partitions.is_empty() {
-        problems.push(format!(
-            "no ReAgent.xml ({}) on the OS volume",
-            locate::REAGENT_PATH
+        problems.push(Problem::new(
+            ProblemCode::NoReagent,
+            format!("no ReAgent.xml ({}) on the OS volume", locate::REAGENT_PATH),
         ));
     }
     let bcd = view.bcd().unwrap_or_else(|e| {
-        problems.push(format!("BCD store could not be read: {e}"));
+        problems.push(Problem::new(
+            ProblemCode::BcdUnreadable,
+            format!("BCD store could not be read: {e}"),
+        ));
         None
     });
     let software = view.software_versions(&os_partitions).unwrap_or_else(|e| {
-        problems.push(format!("SOFTWARE hive could not be read: {e}"));
+        problems.push(Problem::new(
+            ProblemCode::SoftwareUnreadable,
+            format!("SOFTWARE hive could not be read: {e}"),
+        ));
         None
     });
     if let Some(text) = software
         .as_ref()
         .and_then(|s| s.winre_version_unparsed.as_deref())
     {
-        problems.push(format!(
-            "registry WinREVersion {text:?} is not a version MAJOR.MINOR.BUILD.REVISION"
+        problems.push(Problem::new(
+            ProblemCode::RegistryVersionInvalid,
+            format!("registry WinREVersion {text:?} is not a version MAJOR.MINOR.BUILD.REVISION"),
         ));
     }
     let registry = software.as_ref().and_then(|s| s.winre_version);
@@ -125,9 +147,12 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
         Some(f) => match read_wim(f, options.hash) {
             Ok((summary, version, files)) => (Some(summary), version, files),
             Err(e) => {
-                problems.push(format!(
-                    "Winre.wim (partition {}, {}) could not be read: {e}",
-                    f.partition, f.path
+                problems.push(Problem::new(
+                    ProblemCode::WimUnreadable,
+                    format!(
+                        "Winre.wim (partition {}, {}) could not be read: {e}",
+                        f.partition, f.path
+                    ),
                 ));
                 (None, None, Vec::new())
             }
@@ -137,15 +162,19 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
     for file in &files {
         // A file whose version cannot be read says so in `files[].error`, not as a problem.
         match (&file.error, file.agrees_with_xml) {
-            (None, Some(false)) => problems.push(format!(
-                "version mismatch: {} inside Winre.wim is {}, the WIM XML says {}",
-                file.path,
-                match file.compared {
-                    file_versions::ComparedField::FileVersion => file.file_version.as_deref(),
-                    file_versions::ComparedField::ProductVersion => file.product_version.as_deref(),
-                }
-                .unwrap_or("?"),
-                wim_xml.map(|v| v.to_string()).unwrap_or_default()
+            (None, Some(false)) => problems.push(Problem::new(
+                ProblemCode::FileVersionMismatch,
+                format!(
+                    "version mismatch: {} inside Winre.wim is {}, the WIM XML says {}",
+                    file.path,
+                    match file.compared {
+                        file_versions::ComparedField::FileVersion => file.file_version.as_deref(),
+                        file_versions::ComparedField::ProductVersion =>
+                            file.product_version.as_deref(),
+                    }
+                    .unwrap_or("?"),
+                    wim_xml.map(|v| v.to_string()).unwrap_or_default()
+                ),
             )),
             _ => {}
         }
@@ -200,14 +229,10 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
                 Scheme::None => view.disk.info.sector_size,
                 _ => view.table.info.sector_size,
             },
+            chain: view.disk.info.chain.clone(),
         },
         partition_table: TableSummary {
-            scheme: match view.table.info.scheme {
-                Scheme::Gpt => "gpt",
-                Scheme::Mbr => "mbr",
-                Scheme::None => "none",
-            }
-            .to_string(),
+            scheme: scheme_name(view.table.info.scheme).to_string(),
             disk_guid: view
                 .table
                 .info
@@ -245,6 +270,149 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
         problems,
         stats: ReadSummary::default(),
     })
+}
+
+/// Findings about the image itself: a volume without a table, partitions past the end of a
+/// truncated copy, a table with nothing readable in it, a file that is not a disk image.
+fn image_findings(view: &DiskView, problems: &mut Vec<Problem>) {
+    let disk_len = view.disk.reader.len();
+    let table = &view.table;
+    if view.is_bare_volume() {
+        if let Some(p) = table.partitions.first() {
+            push(
+                problems,
+                ProblemCode::BareVolume,
+                format!(
+                    "no partition table: the image is one {} volume ({} bytes), listed as partition 1",
+                    p.filesystem.name(),
+                    p.size_bytes
+                ),
+            );
+        }
+        return;
+    }
+    if table.info.scheme == Scheme::None {
+        let mut sector = [0u8; 512];
+        let blank = view.disk.reader.read_exact_at(0, &mut sector).is_ok()
+            && sector.iter().all(|&b| b == 0);
+        match sniff(view.disk.reader.as_ref()) {
+            Some(name) => push(
+                problems,
+                ProblemCode::NotADiskImage,
+                format!("not a disk image: the file is {name}"),
+            ),
+            None if blank => push(
+                problems,
+                ProblemCode::NoPartitionTable,
+                "no partition table and no file system: the first sector is all zeros (a blank disk?)",
+            ),
+            None => push(
+                problems,
+                ProblemCode::NoPartitionTable,
+                "no partition table and no file system boot sector at the start of the disk: not a disk image winre can read",
+            ),
+        }
+        return;
+    }
+    for p in &table.partitions {
+        let end = p.start_bytes.checked_add(p.size_bytes);
+        if end.is_none_or(|end| end > disk_len) {
+            push(
+                problems,
+                ProblemCode::PartitionPastEnd,
+                format!(
+                    "partition {} (bytes {}..{}) ends past the end of the image ({disk_len} bytes): the image is truncated or the table is wrong",
+                    p.number,
+                    p.start_bytes,
+                    end.map_or_else(|| "overflow".to_string(), |e| e.to_string())
+                ),
+            );
+        }
+        // The past-the-end finding of the table reader is the one above.
+        for problem in p.problems.iter().filter(|x| !x.contains("past the end")) {
+            push(
+                problems,
+                ProblemCode::PartitionTable,
+                format!("partition {}: {problem}", p.number),
+            );
+        }
+    }
+    let readable = table
+        .partitions
+        .iter()
+        .any(|p| p.filesystem != Filesystem::Unknown);
+    if !readable {
+        push(
+            problems,
+            ProblemCode::NoFilesystem,
+            format!(
+                "the {} partition table lists {} partition(s), but none holds a file system winre can read",
+                scheme_name(table.info.scheme).to_ascii_uppercase(),
+                table.partitions.len()
+            ),
+        );
+    }
+}
+
+/// What known non-disk file `reader` starts with, if any (a short file is sniffed as far as it
+/// goes).
+fn sniff(reader: &dyn ReadAt) -> Option<&'static str> {
+    let mut head = [0u8; filetype::SNIFF_BYTES];
+    let take = usize::try_from(reader.len().min(filetype::SNIFF_BYTES as u64)).unwrap_or(0);
+    let head = head.get_mut(..take)?;
+    reader.read_exact_at(0, head).ok()?;
+    filetype::name_of(head)
+}
+
+/// Forensic notes on every NTFS volume left unclean: what winre reads may be older than what
+/// Windows holds in memory or in its log.
+fn volume_states(view: &DiskView, problems: &mut Vec<Problem>) {
+    for part in &view.table.partitions {
+        let Ok(Some(volume)) = view.ntfs(part.number) else {
+            continue; // not NTFS, or unreadable: reported where it is read
+        };
+        let n = part.number;
+        let state = match VolumeState::read(&volume) {
+            Ok(state) => state,
+            Err(e) => {
+                push(
+                    problems,
+                    ProblemCode::VolumeUnreadable,
+                    format!("partition {n}: the volume's state ($Volume, hiberfil.sys, $LogFile) could not be read: {e}"),
+                );
+                continue;
+            }
+        };
+        if state.dirty {
+            push(
+                problems,
+                ProblemCode::VolumeDirty,
+                format!("partition {n}: the NTFS dirty flag is set ($Volume): the volume was not cleanly unmounted; files read may be older than what Windows last wrote"),
+            );
+        }
+        if let Some(magic) = &state.hibernation {
+            push(
+                problems,
+                ProblemCode::OsHibernated,
+                format!("partition {n}: \\hiberfil.sys starts with {magic:?}: Windows is hibernated (or shut down with Fast Startup); what it holds in memory is not on this volume"),
+            );
+        }
+        if let Some(why) = &state.logfile_unclean {
+            push(
+                problems,
+                ProblemCode::LogfileUnclean,
+                format!("partition {n}: {why}"),
+            );
+        }
+    }
+}
+
+fn scheme_name(scheme: Scheme) -> &'static str {
+    match scheme {
+        Scheme::Gpt => "gpt",
+        Scheme::Mbr => "mbr",
+        Scheme::None => "none",
+    }
 }
 
 /// Reads Winre.wim's header and XML in place (and its SHA-256 when asked), and the version
@@ -324,7 +492,7 @@ fn hex(bytes: &[u8]) -> String {
 /// Findings about where WinRE is and what says so.
 #[allow(clippy::too_many_arguments)]
 fn judge(
-    problems: &mut Vec<String>,
+    problems: &mut Vec<Problem>,
     status: WinreStatus,
     found: &Option<FoundWim>,
     reagent: Option<&FoundReagent>,
@@ -335,22 +503,22 @@ fn judge(
     registry: Option<WinreVersion>,
 ) {
     match status {
-        WinreStatus::NotFound => problems.push("no Winre.wim found: this system has no working recovery environment".to_string()),
-        WinreStatus::Disabled => problems.push(
+        WinreStatus::NotFound => problems.push(Problem::new(ProblemCode::WinreNotFound, "no Winre.wim found: this system has no working recovery environment")),
+        WinreStatus::Disabled => problems.push(Problem::new(ProblemCode::WinreDisabled,
             "WinRE is disabled (ReAgent.xml InstallState 0); updates that service WinRE will not be offered until `reagentc /enable`"
                 .to_string(),
-        ),
+        )),
         WinreStatus::Enabled => {}
     }
     if let (Some(f), Some(r)) = (found, reagent) {
         if r.config.enabled() == Some(true) && f.found_by != locate::FoundBy::Reagent {
-            problems.push(format!(
+            problems.push(Problem::new(ProblemCode::WinreElsewhere, format!(
                 "ReAgent.xml says WinRE is at {} (partition offset {}), but Winre.wim was found elsewhere ({} on partition {})",
                 r.config.location_path.as_deref().unwrap_or(""),
                 r.config.location_offset.unwrap_or(0),
                 f.path,
                 f.partition
-            ));
+            )));
         }
     }
     if let Some(b) = bcd {
@@ -366,33 +534,39 @@ fn judge(
             if wanted.trim_matches(['{', '}']) != loader.trim_matches(['{', '}'])
                 && !is_zero_guid(wanted)
             {
-                problems.push(format!(
+                problems.push(Problem::new(ProblemCode::BcdIdMismatch, format!(
                     "ReAgent.xml names BCD entry {wanted}, but the OS loader's recoverysequence is {loader}"
-                ));
+                )));
             }
         }
         if status == WinreStatus::Enabled && b.winre.recovery_sequence.is_empty() {
-            problems.push("the default OS loader in the BCD has no recoverysequence: WinRE will not start on boot failure".to_string());
+            problems.push(Problem::new(ProblemCode::NoRecoverySequence, "the default OS loader in the BCD has no recoverysequence: WinRE will not start on boot failure"));
         }
     }
     match (wim_xml, registry) {
-        (Some(w), Some(r)) if w != r => problems.push(format!(
+        (Some(w), Some(r)) if w != r => problems.push(Problem::new(
+            ProblemCode::VersionMismatch,
+            format!(
             "version mismatch: Winre.wim's XML says {w}, the registry's WinREVersion claims {r}"
+        ),
         )),
         _ => {}
     }
     if let Some(f) = found {
         if f.file.attributes().sparse {
-            problems.push(format!("{} is a sparse file", f.path));
+            problems.push(Problem::new(
+                ProblemCode::SparseWim,
+                format!("{} is a sparse file", f.path),
+            ));
         }
         if let (Some(rec), Some(&os)) = (view.partition(f.partition), os_partitions.first()) {
             if rec.kind == Kind::Recovery {
                 if let Some(os_part) = view.partition(os) {
                     if rec.start_bytes < os_part.start_bytes {
-                        problems.push(format!(
+                        problems.push(Problem::new(ProblemCode::RecoveryBeforeOs, format!(
                             "the recovery partition ({}) lies before the OS partition ({}): Microsoft's resize procedure (KB5028997) needs it right after the OS partition",
                             rec.number, os
-                        ));
+                        )));
                     }
                 }
             }
@@ -411,7 +585,7 @@ fn recovery_space(
     found: &Option<FoundWim>,
     status: WinreStatus,
     options: &ScanOptions,
-    problems: &mut Vec<String>,
+    problems: &mut Vec<Problem>,
 ) -> Option<RecoverySpace> {
     let recovery_partition = view
         .table
@@ -433,11 +607,11 @@ fn recovery_space(
             let free = space.free_bytes();
             let shortfall = options.required_free_bytes.saturating_sub(free);
             if shortfall > 0 {
-                problems.push(format!(
+                problems.push(Problem::new(ProblemCode::ShortOfSpace, format!(
                     "partition {number} has {free} bytes free; WinRE updates need {} (short by {shortfall} bytes, {} MiB)",
                     options.required_free_bytes,
                     shortfall.div_ceil(1 << 20)
-                ));
+                )));
             }
             Some(RecoverySpace {
                 partition: number,
@@ -450,8 +624,9 @@ fn recovery_space(
         }
         Ok(None) => None,
         Err(e) => {
-            problems.push(format!(
-                "free space of partition {number} could not be counted: {e}"
+            problems.push(Problem::new(
+                ProblemCode::FreeSpaceUnknown,
+                format!("free space of partition {number} could not be counted: {e}"),
             ));
             None
         }
@@ -540,8 +715,13 @@ pub struct LocatedWinre {
 /// when there is none.
 pub fn locate_path(path: &Path) -> Result<LocatedWinre> {
     let disk = container::open(path, &OpenOptions::default())?;
+    locate_disk(&path.display().to_string(), disk)
+}
+
+/// [`locate_path`] for an opened disk; `label` names it in the error.
+pub fn locate_disk(label: &str, disk: Disk) -> Result<LocatedWinre> {
     let view = DiskView::open(disk)?;
-    let mut problems = Vec::new();
+    let mut problems: Vec<Problem> = Vec::new();
     let os_partitions = view.os_partitions(&mut problems);
     let reagent = view.reagent(&os_partitions).ok().flatten();
     let bcd = view.bcd().ok().flatten();
@@ -553,10 +733,10 @@ pub fn locate_path(path: &Path) -> Result<LocatedWinre> {
             &mut problems,
         )
         .ok_or_else(|| {
-            let mut message = format!("no Winre.wim in {}", path.display());
+            let mut message = format!("no Winre.wim in {label}");
             for p in &problems {
                 message.push_str("; ");
-                message.push_str(p);
+                message.push_str(&p.message);
             }
             crate::Error::NotFound(message)
         })?;
@@ -578,7 +758,12 @@ pub struct Requirement {
 
 /// The reasons `report` fails `requirement`, one sentence each; empty when it passes.
 pub fn check(report: &ScanReport, requirement: &Requirement) -> Vec<String> {
-    let mut reasons = Vec::new();
+    let mut reasons: Vec<String> = report
+        .problems
+        .iter()
+        .filter(|p| p.code.scan_exit_code().is_some())
+        .map(|p| p.message.clone())
+        .collect();
     match report.winre.status {
         WinreStatus::NotFound => reasons.push("no Winre.wim found".to_string()),
         WinreStatus::Disabled => reasons.push("WinRE is disabled".to_string()),
@@ -593,10 +778,7 @@ pub fn check(report: &ScanReport, requirement: &Requirement) -> Vec<String> {
         }
     }
     if let Some(kb) = &requirement.kb {
-        let trimmed = kb.trim();
-        let wanted = updates::kb_number(trimmed)
-            .or_else(|| updates::kb_number(&format!("KB{trimmed}")))
-            .unwrap_or_else(|| trimmed.to_ascii_uppercase());
+        let wanted = updates::normalize_kb(kb);
         match report
             .updates
             .iter()

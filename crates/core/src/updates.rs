@@ -211,6 +211,14 @@ pub fn parse_table(text: &str) -> Result<Vec<UpdateRow>, String> {
 }
 
 /// The first "KB" followed by digits in `text`, upper-cased: the machine-readable KB of a row.
+/// A KB as the table writes it: "5034441", "kb5034441" and "KB5034441" are the same update.
+pub fn normalize_kb(text: &str) -> String {
+    let trimmed = text.trim();
+    kb_number(trimmed)
+        .or_else(|| kb_number(&format!("KB{trimmed}")))
+        .unwrap_or_else(|| trimmed.to_ascii_uppercase())
+}
+
 pub fn kb_number(text: &str) -> Option<String> {
     text.split(|c: char| !c.is_ascii_alphanumeric())
         .find_map(|word| {

@@ -8,7 +8,9 @@
 pub(crate) mod cursor;
 mod file;
 mod free_space;
+pub mod layout;
 mod record;
+pub mod state;
 pub(crate) mod volume;
 
 pub use file::{DataRun, FileAttributes, FileHandle, FileTimes};

@@ -7,15 +7,18 @@
 // Sources: the `ntfs` crate (boot sector, MFT, indexes, $UpCase collation); the Linux-NTFS
 // documentation (flatcap.github.io/linux-ntfs) for the boot sector fields.
 
+use std::mem::offset_of;
 use std::sync::Arc;
 
 use ntfs::indexes::NtfsFileNameIndex;
 use ntfs::structured_values::NtfsIndexRoot;
 use ntfs::{Ntfs, NtfsAttributeType, NtfsFile, NtfsFileFlags};
 use winre_readat::ReadAt;
+use zerocopy::FromBytes;
 
 use super::cursor::NtfsCursor;
 use super::file::FileHandle;
+use super::layout::{BootSectorDisk, NTFS_OEM_ID};
 use super::record;
 use crate::error::{Error, Result};
 
@@ -85,11 +88,14 @@ impl NtfsVolume {
         }
         let mut boot = [0u8; BOOT_SECTOR_BYTES as usize];
         partition.read_exact_at(0, &mut boot)?;
-        let oem = boot.get(3..11).unwrap_or_default();
-        if oem != b"NTFS    " {
+        let oem = BootSectorDisk::ref_from_prefix(boot.as_slice())
+            .map(|(b, _)| b.oem_id)
+            .unwrap_or_default();
+        let oem = oem.as_slice();
+        if oem != NTFS_OEM_ID {
             return Err(Error::corrupt(
                 what,
-                3,
+                offset_of!(BootSectorDisk, oem_id) as u64,
                 format!(
                     "OEM ID is {:?}, expected \"NTFS    \": not an NTFS volume",
                     String::from_utf8_lossy(oem)
@@ -106,7 +112,7 @@ impl NtfsVolume {
         {
             return Err(Error::corrupt(
                 what,
-                0x40,
+                offset_of!(BootSectorDisk, clusters_per_record) as u64,
                 format!(
                     "the clusters-per-MFT-record field gives {record_bytes} bytes per record, expected a power of two from 512 to {}",
                     record::MAX_RECORD_BYTES
@@ -116,7 +122,7 @@ impl NtfsVolume {
         if ntfs.size() > partition.len() {
             return Err(Error::corrupt(
                 what,
-                0x28,
+                offset_of!(BootSectorDisk, total_sectors) as u64,
                 format!(
                     "the volume claims {} bytes but the partition holds only {} (truncated image?)",
                     ntfs.size(),
@@ -131,7 +137,7 @@ impl NtfsVolume {
         if mft >= ntfs.size() {
             return Err(Error::corrupt(
                 what,
-                0x30,
+                offset_of!(BootSectorDisk, mft_lcn) as u64,
                 format!(
                     "the MFT at byte {mft} lies outside the volume of {} bytes",
                     ntfs.size()
@@ -360,6 +366,16 @@ impl NtfsVolume {
             None => Ok(None),
             Some(record) => FileHandle::open(self, record, path).map(Some),
         }
+    }
+
+    /// The `$VOLUME_INFORMATION` flags of `$Volume` (bit 0: dirty), as stored.
+    pub fn volume_flags(&self) -> Result<u16> {
+        let mut fs = NtfsCursor::new(Arc::clone(&self.partition));
+        let info = self
+            .ntfs
+            .volume_info(&mut fs)
+            .map_err(|e| Error::ntfs("$Volume $VOLUME_INFORMATION", e))?;
+        Ok(info.flags().bits())
     }
 
     /// Opens MFT record `record` as a file (system files such as `$Bitmap`, record 6).
