@@ -225,7 +225,7 @@ fn write_bench_system_log() {
     let mut events = Vec::new();
     let mut id = 1u64;
     while events.len() < 150_000 {
-        let e = if id % 400 == 0 {
+        let e = if id.is_multiple_of(400) {
             wu(
                 id,
                 APRIL_2025 + id,
