@@ -161,22 +161,20 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
     };
     for file in &files {
         // A file whose version cannot be read says so in `files[].error`, not as a problem.
-        match (&file.error, file.agrees_with_xml) {
-            (None, Some(false)) => problems.push(Problem::new(
+        if file.error.is_none() && file.agrees_with_xml == Some(false) {
+            let judged = match file.compared {
+                file_versions::ComparedField::FileVersion => file.file_version.as_deref(),
+                file_versions::ComparedField::ProductVersion => file.product_version.as_deref(),
+            };
+            problems.push(Problem::new(
                 ProblemCode::FileVersionMismatch,
                 format!(
                     "version mismatch: {} inside Winre.wim is {}, the WIM XML says {}",
                     file.path,
-                    match file.compared {
-                        file_versions::ComparedField::FileVersion => file.file_version.as_deref(),
-                        file_versions::ComparedField::ProductVersion =>
-                            file.product_version.as_deref(),
-                    }
-                    .unwrap_or("?"),
+                    judged.unwrap_or("?"),
                     wim_xml.map(|v| v.to_string()).unwrap_or_default()
                 ),
-            )),
-            _ => {}
+            ));
         }
     }
 

@@ -213,3 +213,32 @@ fn real_sample_logs() {
     }
     assert!(seen >= 3, "samples in {}", dir.display());
 }
+
+/// Writes the System.evtx of benches/history-scan.sh (about 20 MiB, a Windows Update event in
+/// every chunk, so no chunk is skipped) to `$WINRE_BENCH_EVTX`. Ignored: the bench runs it.
+#[test]
+#[ignore]
+fn write_bench_system_log() {
+    let Some(out) = std::env::var_os("WINRE_BENCH_EVTX") else {
+        panic!("set WINRE_BENCH_EVTX to the file to write");
+    };
+    let mut events = Vec::new();
+    let mut id = 1u64;
+    while events.len() < 150_000 {
+        let e = if id.is_multiple_of(400) {
+            wu(
+                id,
+                APRIL_2025 + id,
+                19,
+                "2025-04 Security Intelligence Update (KB2267602)",
+                None,
+            )
+        } else {
+            scm(id, APRIL_2025 + id, "Windows Modules Installer")
+        };
+        events.push(e);
+        id += 1;
+    }
+    let bytes = write_log(&events);
+    std::fs::write(out, &bytes).unwrap();
+}

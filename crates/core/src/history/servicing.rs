@@ -147,10 +147,10 @@ pub fn servicing_state(volume: &NtfsVolume, software_path: &str) -> (ServicingSt
     )
 }
 
-fn open_hive(
-    volume: &NtfsVolume,
-    path: &str,
-) -> crate::Result<Option<Hive<winre_readat::Extents<std::sync::Arc<dyn ReadAt>>>>> {
+/// A hive read in place from a file of the volume.
+type VolumeHive = Hive<winre_readat::Extents<std::sync::Arc<dyn ReadAt>>>;
+
+fn open_hive(volume: &NtfsVolume, path: &str) -> crate::Result<Option<VolumeHive>> {
     let Some(file) = volume.open_file(path)? else {
         return Ok(None);
     };

@@ -29,18 +29,20 @@ pub const ERROR_INSTALL_FAILURE: &str = "0x80070643";
 pub enum Verdict {
     /// The version is at or above the threshold.
     Installed,
-    /// Below the threshold, and a failure event for the KB came before (the April 2025 case is
-    /// this one's opposite: see `ReportedFailedButInstalled`); servicing failed for space.
+    /// Below the threshold, and servicing failed for space: a WinREAgent 4502 in phase 2, or an
+    /// attempt while the recovery volume lacks the free space updates need.
     FailedForSpace,
     /// At or above the threshold, but Windows Update reported the update failed.
     ReportedFailedButInstalled,
     /// Below the threshold, the update was attempted, and servicing waits for a restart.
     PendingRestart,
-    /// Below the threshold and attempted, failed or rolled back for another reason.
+    /// Below the threshold and attempted: failed or rolled back for another reason, or reported
+    /// installed although the image did not reach the threshold.
     Failed,
     /// Below the threshold, and no event shows an attempt.
     NotOffered,
-    /// No threshold is published for the update.
+    /// No threshold is published for the update, the image's version is not known, or an
+    /// attempt left no result.
     Unknown,
 }
 
@@ -229,9 +231,20 @@ fn below(
         if kb_events.iter().any(|u| u.kind == "failed") || !other_failures.is_empty() {
             return Verdict::Failed;
         }
-        // Started or downloaded, neither installed nor failed: still in flight when the image
-        // was taken.
-        return Verdict::PendingRestart;
+        if kb_events.iter().any(|u| u.kind == "installed") {
+            // WinRE servicing can fail silently while the update reports success (on 22621 and
+            // later the LCU does so); or the table's threshold is wrong.
+            evidence.push(
+                "Windows Update reported the update installed, but the image is below its threshold"
+                    .to_string(),
+            );
+            return Verdict::Failed;
+        }
+        evidence.push(
+            "the update was started but no result was logged, and servicing does not wait for a restart"
+                .to_string(),
+        );
+        return Verdict::Unknown;
     }
     if pending.is_some() {
         evidence.push(

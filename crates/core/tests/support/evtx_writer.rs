@@ -539,12 +539,12 @@ pub fn script_block(record_id: u64, unix: u64, text: &str) -> Event {
 
 /// python-evtx's reading of an .evtx file: per record, (record id, provider, event id, the
 /// EventData fields by name). Panics when python-evtx refuses the file.
+/// One record as python-evtx reads it: record id, provider, event id, EventData (name, text).
+pub type ReadRecord = (u64, String, u32, Vec<(String, String)>);
+
 /// With `strict`, the file header and every chunk must pass python-evtx's checksum checks (for
 /// logs this writer made; real samples can have stale chunk checksums).
-pub fn python_evtx(
-    path: &std::path::Path,
-    strict: bool,
-) -> Vec<(u64, String, u32, Vec<(String, String)>)> {
+pub fn python_evtx(path: &std::path::Path, strict: bool) -> Vec<ReadRecord> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let root = if root.join("fixtures").is_dir() {
         root.to_path_buf()
@@ -590,7 +590,6 @@ print(json.dumps(out))
         path.display(),
         String::from_utf8_lossy(&out.stderr)
     );
-    let parsed: Vec<(u64, String, u32, Vec<(String, String)>)> =
-        serde_json::from_slice(&out.stdout).expect("python-evtx JSON");
+    let parsed: Vec<ReadRecord> = serde_json::from_slice(&out.stdout).expect("python-evtx JSON");
     parsed
 }
