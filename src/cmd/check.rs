@@ -26,6 +26,9 @@ pub struct CheckArgs {
     /// Free space the WinRE volume needs: 250MiB, 262144000, 1GiB.
     #[arg(long, value_parser = parse_size, default_value = "262144000")]
     pub min_free: u64,
+    /// Also verify Winre.wim in place; a corrupt Winre.wim fails the check.
+    #[arg(long)]
+    pub verify: bool,
     /// Images checked at once (default: the number of cores).
     #[arg(long)]
     pub jobs: Option<usize>,
@@ -41,6 +44,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let options = ScanOptions {
         required_free_bytes: args.min_free,
         hash: false,
+        verify: args.verify,
     };
     let requirement = Requirement {
         min_version: args.min_version,

@@ -163,6 +163,7 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<ExitCode> {
     let options = ScanOptions {
         required_free_bytes: args.min_free,
         hash: false,
+        verify: false,
     };
     let core_plan = winre_core::plan::plan_path(
         &args.image,

@@ -15,6 +15,7 @@ use winre_disk::partition::{Kind, Scheme};
 use winre_disk::probe::Filesystem;
 use winre_readat::{Counting, ReadAt};
 use winre_wim::codec::Compression;
+use winre_wim::verify::{VerifyOptions, VerifyReport};
 
 use crate::filetype;
 use crate::locate::{self, DiskView, FoundBcd, FoundReagent, FoundWim};
@@ -35,6 +36,8 @@ pub struct ScanOptions {
     pub required_free_bytes: u64,
     /// Read the whole Winre.wim to give its SHA-256.
     pub hash: bool,
+    /// Verify Winre.wim in place (every blob's SHA-1 and every image's tree, in parallel).
+    pub verify: bool,
 }
 
 impl Default for ScanOptions {
@@ -42,6 +45,7 @@ impl Default for ScanOptions {
         Self {
             required_free_bytes: REQUIRED_FREE_BYTES,
             hash: false,
+            verify: false,
         }
     }
 }
@@ -145,8 +149,22 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
         &mut problems,
     );
     let (wim, wim_xml) = match &found {
-        Some(f) => match read_wim(f, options.hash) {
-            Ok((summary, version)) => (Some(summary), version),
+        Some(f) => match read_wim(f, options) {
+            Ok((summary, version)) => {
+                if let Some(v) = summary.verify.as_ref().filter(|v| !v.intact) {
+                    push(
+                        &mut problems,
+                        Code::WimCorrupt,
+                        format!(
+                            "Winre.wim (partition {}, {}) is corrupt: {}",
+                            f.partition,
+                            f.path,
+                            verify_summary(v)
+                        ),
+                    );
+                }
+                (Some(summary), version)
+            }
             Err(e) => {
                 push(
                     &mut problems,
@@ -374,8 +392,42 @@ fn scheme_name(scheme: Scheme) -> &'static str {
     }
 }
 
-/// Reads Winre.wim's header and XML in place (and its SHA-256 when asked).
-fn read_wim(found: &FoundWim, hash: bool) -> Result<(WimSummary, Option<WinreVersion>)> {
+/// What a failed verification found, in one clause.
+pub fn verify_summary(v: &VerifyReport) -> String {
+    let mut parts = Vec::new();
+    if let Some(e) = &v.structure_error {
+        parts.push(e.clone());
+    }
+    if let Some(i) = v.integrity.as_ref().filter(|i| !i.failures.is_empty()) {
+        parts.push(format!(
+            "{} of {} integrity windows fail",
+            i.failures.len(),
+            i.chunk_count
+        ));
+    }
+    if !v.failures.is_empty() {
+        let paths: Vec<&str> = v
+            .failures
+            .iter()
+            .flat_map(|f| f.used_by.iter().map(|u| u.path.as_str()))
+            .take(3)
+            .collect();
+        parts.push(format!(
+            "{} blob(s) fail their SHA-1 or do not decode{}",
+            v.failures.len(),
+            if paths.is_empty() {
+                String::new()
+            } else {
+                format!(" (used by {})", paths.join(", "))
+            }
+        ));
+    }
+    parts.join("; ")
+}
+
+/// Reads Winre.wim's header and XML in place (and its SHA-256, and verifies it, when asked).
+fn read_wim(found: &FoundWim, options: &ScanOptions) -> Result<(WimSummary, Option<WinreVersion>)> {
+    let hash = options.hash;
     let reader = found.file.data_reader()?;
     let wim = winre_wim::Wim::open(&reader)?;
     let info = winre_wim::WimInfo::new(&wim);
@@ -390,7 +442,17 @@ fn read_wim(found: &FoundWim, hash: bool) -> Result<(WimSummary, Option<WinreVer
     } else {
         None
     };
+    let verify = if options.verify {
+        Some(winre_wim::verify::verify(
+            &reader,
+            VerifyOptions::default(),
+            &|_| {},
+        )?)
+    } else {
+        None
+    };
     let summary = WimSummary {
+        verify,
         size: reader.len(),
         sha256,
         compression: compression_name(header.compression).to_string(),
@@ -697,6 +759,15 @@ pub fn check(report: &ScanReport, requirement: &Requirement) -> Vec<String> {
         .filter(|p| p.code.scan_exit_code().is_some())
         .map(|p| p.message.clone())
         .collect();
+    if let Some(v) = report
+        .winre
+        .wim
+        .as_ref()
+        .and_then(|w| w.verify.as_ref())
+        .filter(|v| !v.intact)
+    {
+        reasons.push(format!("Winre.wim is corrupt: {}", verify_summary(v)));
+    }
     match report.winre.status {
         WinreStatus::NotFound => reasons.push("no Winre.wim found".to_string()),
         WinreStatus::Disabled => reasons.push("WinRE is disabled".to_string()),
