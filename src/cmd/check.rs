@@ -1,15 +1,19 @@
 //! `winre check IMAGE...`: pass or fail each image against a WinRE requirement, for pipelines.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Args;
 use winre_core::problem::ProblemCode;
 use winre_core::scan::{self, Requirement, ScanOptions};
+use winre_core::updates;
 use winre_core::version::WinreVersion;
 
-use super::scan::{parse_size, scan_all, Outcome};
-use super::source::{JournalArgs, RemoteArgs};
+use super::scan::{scan_all, Outcome};
+use super::source::{JournalArgs, ParentArgs, RemoteArgs};
+use crate::cli::color::{paint, Tone};
+use crate::cli::size::parse_size;
+use crate::cli::threads::ThreadsArg;
+use crate::cli::{exit, Exit};
 
 /// Arguments of `winre check`.
 #[derive(Args)]
@@ -20,6 +24,10 @@ pub struct CheckArgs {
     /// WinRE must have this update (e.g. KB5057589).
     #[arg(long, conflicts_with = "min_version")]
     pub kb: Option<String>,
+    /// With --kb: pass only when the update's verdict (as `winre history` gives it) is
+    /// installed; pending a restart, reported failed, failed and not offered all fail.
+    #[arg(long, requires = "kb")]
+    pub require_installed: bool,
     /// WinRE must be at least this version (e.g. 10.0.19041.5728).
     #[arg(long)]
     pub min_version: Option<WinreVersion>,
@@ -29,35 +37,42 @@ pub struct CheckArgs {
     /// Also verify Winre.wim in place; a corrupt Winre.wim fails the check.
     #[arg(long)]
     pub verify: bool,
-    /// Images checked at once (default: the number of cores).
-    #[arg(long)]
-    pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub threads: ThreadsArg,
     #[command(flatten)]
     pub remote: RemoteArgs,
+    #[command(flatten)]
+    pub parents: ParentArgs,
     #[command(flatten)]
     pub journal: JournalArgs,
 }
 
 /// Exit 0 when every image passes, 1 when any fails (one line per reason), 2 when any cannot be
 /// read.
-pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &CheckArgs) -> anyhow::Result<Exit> {
+    if let Some(kb) = &args.kb {
+        known_kb(kb)?;
+    }
     let options = ScanOptions {
         required_free_bytes: args.min_free,
-        hash: false,
+        history: args.require_installed,
         verify: args.verify,
+        ..ScanOptions::default()
     };
     let requirement = Requirement {
         min_version: args.min_version,
         kb: args.kb.clone(),
         min_free_bytes: Some(args.min_free),
+        require_installed: args.require_installed,
     };
     let mut unreadable = false;
     let mut failed = false;
     for outcome in scan_all(
         &args.images,
-        args.jobs,
+        args.threads,
         &options,
         &args.remote,
+        &args.parents,
         args.journal.journal.as_deref(),
     )? {
         match outcome {
@@ -71,25 +86,48 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
                 }
                 let reasons = scan::check(&report, &requirement);
                 if reasons.is_empty() {
-                    println!("{}: pass", report.source.path);
+                    println!("{}: {}", report.source.path, paint("pass", Tone::Good));
                 } else {
                     failed = true;
                     for reason in reasons {
-                        println!("{}: FAIL: {reason}", report.source.path);
+                        println!(
+                            "{}: {}: {reason}",
+                            report.source.path,
+                            paint("FAIL", Tone::Bad)
+                        );
                     }
                 }
             }
             Outcome::Failed(path, error) => {
                 unreadable = true;
-                println!("{}: ERROR: {error}", path.display());
+                println!("{}: {}: {error}", path.display(), paint("ERROR", Tone::Bad));
             }
         }
     }
     Ok(if unreadable {
-        ExitCode::from(2)
+        Exit::Unreadable
     } else if failed {
-        ExitCode::from(1)
+        Exit::Finding
     } else {
-        ExitCode::SUCCESS
+        Exit::Ok
     })
+}
+
+/// Refuses (usage error, before any image is read) a KB that is not in winre's table, listing
+/// the ones that are.
+fn known_kb(kb: &str) -> anyhow::Result<()> {
+    let wanted = updates::normalize_kb(kb);
+    let mut known: Vec<&str> = updates::known_updates()
+        .iter()
+        .filter_map(|u| u.kb.as_deref())
+        .collect();
+    known.sort_unstable();
+    known.dedup();
+    if known.contains(&wanted.as_str()) {
+        return Ok(());
+    }
+    Err(exit::usage(format!(
+        "--kb {kb}: {wanted} is not in winre's table of WinRE updates; known: {}",
+        known.join(", ")
+    )))
 }

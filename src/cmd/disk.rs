@@ -5,7 +5,6 @@ use std::fs::File;
 use std::io::{self, IsTerminal, Seek, SeekFrom, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,7 +15,10 @@ use winre_disk::container::{self, Disk, OpenOptions};
 use winre_disk::partition::{self, DiskReport, Scheme};
 use winre_readat::{Counting, FileReader, ReadAt};
 
-use super::source::{self, RemoteArgs};
+use super::source::{self, ParentArgs, RemoteArgs};
+use crate::cli::progress::Progress;
+use crate::cli::size::human;
+use crate::cli::Exit;
 
 /// `winre disk` subcommands.
 #[derive(Subcommand)]
@@ -29,9 +31,8 @@ pub enum DiskCommand {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
-        /// The parent of a differencing disk (VHD, qcow2 backing file).
-        #[arg(long)]
-        parent: Option<PathBuf>,
+        #[command(flatten)]
+        parents: ParentArgs,
         /// Print to stderr the time and the bytes read to open the container and read the table.
         #[arg(long)]
         stats: bool,
@@ -48,57 +49,52 @@ pub enum DiskCommand {
         /// Only this partition (numbered as `disk info` shows).
         #[arg(long)]
         partition: Option<u32>,
-        /// The parent of a differencing disk (VHD, qcow2 backing file).
-        #[arg(long)]
-        parent: Option<PathBuf>,
+        #[command(flatten)]
+        parents: ParentArgs,
     },
 }
 
-pub fn run(command: &DiskCommand) -> anyhow::Result<ExitCode> {
+pub fn run(command: &DiskCommand) -> anyhow::Result<Exit> {
     let (DiskCommand::Info { image, .. } | DiskCommand::Cat { image, .. }) = command;
     source::warn_journal(image, None);
     match command {
         DiskCommand::Info {
             image,
             json,
-            parent,
+            parents,
             stats,
             verify_container,
             remote,
-        } if source::is_remote(image) => info_remote(
-            image,
-            *json,
-            parent.as_deref(),
-            *stats,
-            *verify_container,
-            remote,
-        ),
+        } if source::is_remote(image) => {
+            info_remote(image, *json, parents, *stats, *verify_container, remote)
+        }
         DiskCommand::Info {
             image,
             json,
-            parent,
+            parents,
             stats,
             verify_container,
             ..
-        } => info(image, *json, parent.as_deref(), *stats, *verify_container),
+        } => info(image, *json, parents, *stats, *verify_container),
         DiskCommand::Cat {
             image,
             partition,
-            parent,
-        } => cat(image, *partition, parent.as_deref()),
+            parents,
+        } => cat(image, *partition, parents),
     }
 }
 
-fn open(image: &Path, parent: Option<&Path>) -> anyhow::Result<Disk> {
-    open_with(image, parent, false)
+fn open(image: &Path, parents: &ParentArgs) -> anyhow::Result<Disk> {
+    open_with(image, parents, false)
 }
 
-fn open_with(image: &Path, parent: Option<&Path>, verify_container: bool) -> anyhow::Result<Disk> {
+fn open_with(image: &Path, parents: &ParentArgs, verify_container: bool) -> anyhow::Result<Disk> {
     let options = OpenOptions {
-        parent: parent.map(Path::to_path_buf),
         verify_container,
+        ..parents.options()
     };
-    container::open(image, &options).with_context(|| format!("{}", image.display()))
+    container::open(image, &options)
+        .map_err(|e| source::with_parent_hint(e).context(image.display().to_string()))
 }
 
 /// Where `--stats` counted the reads.
@@ -112,24 +108,29 @@ enum Counter {
 fn info(
     image: &Path,
     json: bool,
-    parent: Option<&Path>,
+    parents: &ParentArgs,
     stats: bool,
     verify_container: bool,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<Exit> {
     let started = Instant::now();
     let context = || format!("{}", image.display());
     let file = Arc::new(Counting::new(
         FileReader::open(image).with_context(context)?,
     ));
     let options = OpenOptions {
-        parent: parent.map(Path::to_path_buf),
         verify_container,
+        ..parents.options()
     };
     let (disk, counter) =
-        match container::open_reader(Arc::clone(&file) as Arc<dyn ReadAt>, &options) {
+        match container::open_reader_for(Arc::clone(&file) as Arc<dyn ReadAt>, image, &options) {
             Ok(disk) => (disk, Counter::File(file)),
-            Err(winre_disk::Error::Unsupported(_)) => {
-                let disk = open_with(image, parent, verify_container)?;
+            Err(winre_disk::Error::Unsupported(_))
+                if matches!(
+                    container::detect(file.as_ref()),
+                    Ok(container::Format::Vmdk | container::Format::Ewf)
+                ) =>
+            {
+                let disk = open_with(image, parents, verify_container)?;
                 let guest = Arc::new(Counting::new(Arc::clone(&disk.reader)));
                 let reader = Arc::clone(&guest) as Arc<dyn ReadAt>;
                 (
@@ -140,7 +141,7 @@ fn info(
                     Counter::Guest(guest),
                 )
             }
-            Err(e) => return Err(anyhow::Error::new(e).context(context())),
+            Err(e) => return Err(source::with_parent_hint(e).context(context())),
         };
     let report = partition::report(&disk).with_context(context)?;
     if stats {
@@ -165,15 +166,15 @@ fn info(
 fn info_remote(
     image: &Path,
     json: bool,
-    parent: Option<&Path>,
+    parents: &ParentArgs,
     stats: bool,
     verify_container: bool,
     remote: &RemoteArgs,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<Exit> {
     let started = Instant::now();
     let options = OpenOptions {
-        parent: parent.map(Path::to_path_buf),
         verify_container,
+        ..parents.options()
     };
     let opened = source::open_disk(image, &options, remote)?;
     let report = partition::report(&opened.disk).with_context(|| opened.label.clone())?;
@@ -189,35 +190,25 @@ fn info_remote(
     finish_info(Path::new(&opened.label), json, &report)
 }
 
-fn finish_info(image: &Path, json: bool, report: &DiskReport) -> anyhow::Result<ExitCode> {
+fn finish_info(image: &Path, json: bool, report: &DiskReport) -> anyhow::Result<Exit> {
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&crate::cli::json::stamped(&report))?
+        );
     } else {
         print!("{}", render(image, report));
     }
     let damaged = report.partitions.iter().any(|p| !p.problems.is_empty())
         || report.partition_table.gpt_source == Some(partition::gpt::Source::Backup);
-    Ok(if damaged {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if damaged { Exit::Finding } else { Exit::Ok })
 }
 
-/// Sizes the way sgdisk prints them: one decimal, the largest unit that keeps the number >= 1.
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} bytes")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+fn format_name(format: container::Format) -> String {
+    serde_json::to_value(format)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 fn render(image: &Path, r: &DiskReport) -> String {
@@ -245,6 +236,19 @@ fn render(image: &Path, r: &DiskReport) -> String {
             .map(|a| format!(", {} allocated", human(a)))
             .unwrap_or_default()
     );
+    for link in &c.chain {
+        let _ = writeln!(
+            s,
+            "Parent: {} ({}, {})",
+            link.path,
+            format_name(link.format),
+            if link.given {
+                "given with --parent".to_string()
+            } else {
+                format!("recorded as {:?}", link.recorded)
+            }
+        );
+    }
     let _ = writeln!(s, "Sector size (logical): {} bytes", t.sector_size);
     match t.scheme {
         Scheme::Gpt => {
@@ -351,12 +355,12 @@ const BLOCK_BYTES: u64 = 1024 * 1024;
 /// Blocks the reader may run ahead of the writer.
 const BLOCKS_AHEAD: usize = 4;
 
-fn cat(image: &Path, partition: Option<u32>, parent: Option<&Path>) -> anyhow::Result<ExitCode> {
+fn cat(image: &Path, partition: Option<u32>, parents: &ParentArgs) -> anyhow::Result<Exit> {
     let stdout = io::stdout();
     if stdout.is_terminal() {
         bail!("refusing to write disk bytes to a terminal; redirect stdout (winre disk cat IMAGE > out.img)");
     }
-    let disk = open(image, parent)?;
+    let disk = open(image, parents)?;
     let source: Arc<dyn ReadAt> = match partition {
         None => Arc::clone(&disk.reader),
         Some(n) => {
@@ -389,8 +393,8 @@ fn cat(image: &Path, partition: Option<u32>, parent: Option<&Path>) -> anyhow::R
     let mut out = File::from(stdout.as_fd().try_clone_to_owned()?);
     let sparse = can_leave_holes(&out);
     match stream(source.as_ref(), &mut out, sparse) {
-        Ok(_) => Ok(ExitCode::SUCCESS),
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Ok(_) => Ok(Exit::Ok),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(Exit::Ok),
         Err(e) => Err(anyhow::Error::new(e).context(format!("{}", image.display()))),
     }
 }
@@ -441,10 +445,7 @@ enum Block {
 /// read) are seeked over and the file's length set at the end; otherwise their zeros are written.
 fn stream(source: &dyn ReadAt, out: &mut File, sparse: bool) -> io::Result<u64> {
     let len = source.len();
-    let progress = indicatif::ProgressBar::new(len);
-    if !io::stderr().is_terminal() {
-        progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
+    let progress = Progress::bytes("copying", len);
     let (full_tx, full_rx) = mpsc::sync_channel::<io::Result<Block>>(BLOCKS_AHEAD);
     let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
     let mut written = 0u64;
@@ -491,14 +492,14 @@ fn stream(source: &dyn ReadAt, out: &mut File, sparse: bool) -> io::Result<u64> 
                 }
             };
             written += n;
-            progress.set_position(written);
+            progress.set(written, len);
         }
         if sparse {
             out.set_len(written)?;
         }
         out.flush()
     })?;
-    progress.finish_and_clear();
+    progress.finish();
     if written != len {
         return Err(io::Error::other(format!("wrote {written} of {len} bytes")));
     }

@@ -3,13 +3,16 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
+use crate::cli::Exit;
 use anyhow::{bail, Context};
 use clap::Args;
 use sha2::{Digest, Sha256};
 use winre_core::locate::REAGENT_PATH;
 use winre_core::scan;
+use winre_disk::container;
+
+use super::source::{self, ParentArgs};
 use winre_readat::ReadAt;
 
 /// Arguments of `winre extract`.
@@ -27,17 +30,21 @@ pub struct ExtractArgs {
     #[arg(long)]
     pub force: bool,
     #[command(flatten)]
-    pub journal: super::source::JournalArgs,
+    pub parents: ParentArgs,
+    #[command(flatten)]
+    pub journal: source::JournalArgs,
 }
 
-pub fn run(args: &ExtractArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &ExtractArgs) -> anyhow::Result<Exit> {
     for path in std::iter::once(&args.output).chain(args.reagent.as_ref()) {
         if !args.force && path.exists() {
             bail!("{} exists; pass --force to overwrite it", path.display());
         }
     }
-    super::source::warn_journal(&args.image, args.journal.journal.as_deref());
-    let located = scan::locate_path(&args.image)?;
+    source::warn_journal(&args.image, args.journal.journal.as_deref());
+    let disk = container::open(&args.image, &args.parents.options())
+        .map_err(|e| source::with_parent_hint(e).context(args.image.display().to_string()))?;
+    let located = scan::locate_disk(&args.image.display().to_string(), disk)?;
     let reader = located.wim.file.data_reader()?;
     let mut out = BufWriter::new(create(&args.output, args.force)?);
     let mut hasher = Sha256::new();
@@ -96,7 +103,7 @@ pub fn run(args: &ExtractArgs) -> anyhow::Result<ExitCode> {
             found.path
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }
 
 fn create(path: &Path, force: bool) -> anyhow::Result<File> {

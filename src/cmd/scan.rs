@@ -1,20 +1,21 @@
 //! `winre scan IMAGE...`: where WinRE is, its version, free space and verdicts, per image.
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::Context;
 use clap::Args;
 use rayon::prelude::*;
 use winre_core::problem::{Problem, ProblemCode};
 use winre_core::report::{ScanReport, WinreStatus};
 use winre_core::scan::{self, ScanOptions};
-use winre_disk::container::OpenOptions;
 
-use super::source::{self, JournalArgs, RemoteArgs};
+use super::source::{self, JournalArgs, ParentArgs, RemoteArgs};
+use crate::cli::color::{paint, Tone};
+use crate::cli::size::{human, parse_size, plural};
+use crate::cli::threads::ThreadsArg;
 
 use super::scan_list;
+use crate::cli::{json, Exit};
 
 /// Arguments of `winre scan`.
 #[derive(Args)]
@@ -36,9 +37,8 @@ pub struct ScanArgs {
     /// One JSON object per image per line instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Images scanned at once (default: the number of cores).
-    #[arg(long)]
-    pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub threads: ThreadsArg,
     /// Free space the WinRE volume needs: 250MiB, 262144000, 1GiB.
     #[arg(long, value_parser = parse_size, default_value = "262144000")]
     pub min_free: u64,
@@ -49,12 +49,18 @@ pub struct ScanArgs {
     /// `winre.wim.verify` and a `wim_corrupt` problem when it fails.
     #[arg(long)]
     pub verify: bool,
+    /// Also read the event logs, servicing state and PowerShell history, and give a verdict per
+    /// WinRE update (as `winre history`).
+    #[arg(long)]
+    pub history: bool,
     /// Print bytes read and time taken per image on stderr (for URLs also the requests made
     /// and bytes fetched).
     #[arg(long)]
     pub stats: bool,
     #[command(flatten)]
     pub remote: RemoteArgs,
+    #[command(flatten)]
+    pub parents: ParentArgs,
     #[command(flatten)]
     pub journal: JournalArgs,
 }
@@ -67,23 +73,20 @@ pub enum Outcome {
     Failed(PathBuf, String),
 }
 
-/// Scans `images` in parallel on `jobs` threads, results in the order given.
+/// Scans `images` in parallel (no more threads than images), results in the order given.
 pub fn scan_all(
     images: &[PathBuf],
-    jobs: Option<usize>,
+    threads: ThreadsArg,
     options: &ScanOptions,
     remote: &RemoteArgs,
+    parents: &ParentArgs,
     journal: Option<&Path>,
 ) -> anyhow::Result<Vec<Outcome>> {
-    let mut pool = rayon::ThreadPoolBuilder::new();
-    if let Some(jobs) = jobs {
-        pool = pool.num_threads(jobs.max(1));
-    }
-    let pool = pool.build().context("starting the scan threads")?;
+    let pool = threads.pool(images.len())?;
     Ok(pool.install(|| {
         images
             .par_iter()
-            .map(|path| scan_one(path, options, remote, journal))
+            .map(|path| scan_one(path, options, remote, parents, journal))
             .collect()
     }))
 }
@@ -94,14 +97,11 @@ pub fn scan_one(
     path: &Path,
     options: &ScanOptions,
     remote: &RemoteArgs,
+    parents: &ParentArgs,
     journal: Option<&Path>,
 ) -> Outcome {
     let started = Instant::now();
-    let scanned = if source::is_remote(path) {
-        scan_remote(path, options, remote)
-    } else {
-        scan::scan_path(path, options).map_err(|e| e.to_string())
-    };
+    let scanned = scan_input(path, options, remote, parents);
     let notice = source::journal_notice(path, journal);
     let scanned = match (scanned, notice) {
         (Ok(mut report), Some(notice)) => {
@@ -120,14 +120,16 @@ pub fn scan_one(
     }
 }
 
-/// Scans the image at a URL; the report names the URL redacted and counts the requests made.
-fn scan_remote(
+/// Scans the image at a local path or a URL; the report of a URL names it redacted and counts
+/// the requests made.
+fn scan_input(
     url: &Path,
     options: &ScanOptions,
     remote: &RemoteArgs,
+    parents: &ParentArgs,
 ) -> Result<ScanReport, String> {
     let opened =
-        source::open_disk(url, &OpenOptions::default(), remote).map_err(|e| format!("{e:#}"))?;
+        source::open_disk(url, &parents.options(), remote).map_err(|e| format!("{e:#}"))?;
     let mut report =
         scan::scan_disk(&opened.label, &opened.disk, options).map_err(|e| e.to_string())?;
     if let Some(reader) = &opened.remote {
@@ -141,11 +143,11 @@ fn scan_remote(
 /// The one JSON line `--json` prints for an outcome (without the newline).
 pub fn outcome_json(outcome: &Outcome) -> serde_json::Result<String> {
     match outcome {
-        Outcome::Report(report, _) => serde_json::to_string(report),
-        Outcome::Failed(path, error) => serde_json::to_string(&serde_json::json!({
+        Outcome::Report(report, _) => serde_json::to_string(&json::stamped(report.as_ref())),
+        Outcome::Failed(path, error) => serde_json::to_string(&json::stamped(&serde_json::json!({
             "source": { "path": path.display().to_string() },
             "error": error,
-        })),
+        }))),
     }
 }
 
@@ -167,18 +169,25 @@ pub fn stats_line(report: &ScanReport, ms: f64) -> String {
     )
 }
 
-pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
     let options = ScanOptions {
         required_free_bytes: args.min_free,
         hash: args.hash,
         verify: args.verify,
+        history: args.history,
     };
     if let Some(list) = &args.from_list {
+        if !args.parents.parents.is_empty() {
+            anyhow::bail!(
+                "--parent names the parents of the images given on the command line; with \
+                 --from-list each image's chain is followed from its recorded names"
+            );
+        }
         return scan_list::run(
             &scan_list::ListArgs {
                 list,
                 shard: args.shard,
-                jobs: args.jobs,
+                threads: args.threads,
                 output: args.output.as_deref(),
                 stats: args.stats,
                 remote: &args.remote,
@@ -188,9 +197,10 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     }
     let outcomes = scan_all(
         &args.images,
-        args.jobs,
+        args.threads,
         &options,
         &args.remote,
+        &args.parents,
         args.journal.journal.as_deref(),
     )?;
     let mut failed = false;
@@ -217,10 +227,10 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(if failed {
-        ExitCode::from(2)
-    } else {
-        ExitCode::from(code)
+    Ok(match (failed, code) {
+        (true, _) | (false, 2..) => Exit::Unreadable,
+        (false, 1) => Exit::Finding,
+        (false, 0) => Exit::Ok,
     })
 }
 
@@ -248,6 +258,18 @@ pub fn render_text(r: &ScanReport) -> String {
         r.source.sector_size,
         r.partition_table.scheme.to_uppercase()
     );
+    for link in &r.source.chain {
+        let how = if link.given {
+            "given with --parent".to_string()
+        } else {
+            format!("recorded as {:?}", link.recorded)
+        };
+        let format = serde_json::to_value(link.format)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let _ = writeln!(s, "  Parent:               {} ({format}, {how})", link.path);
+    }
     let status = match r.winre.status {
         WinreStatus::Enabled => "Enabled",
         WinreStatus::Disabled => "Disabled",
@@ -283,11 +305,11 @@ pub fn render_text(r: &ScanReport) -> String {
     if let Some(w) = &r.winre.wim {
         let _ = writeln!(
             s,
-            "  Winre.wim:            {} bytes, {}, {} image(s), {} data run(s){}",
+            "  Winre.wim:            {} bytes, {}, {}, {}{}",
             w.size,
             w.compression,
-            w.images,
-            w.data_runs,
+            plural(u64::from(w.images), "image", "images"),
+            plural(w.data_runs as u64, "data run", "data runs"),
             w.sha256
                 .as_deref()
                 .map(|h| format!(", SHA-256 {h}"))
@@ -306,7 +328,7 @@ pub fn render_text(r: &ScanReport) -> String {
         let verdict = if space.shortfall == 0 {
             "enough".to_string()
         } else {
-            format!("short by {}", human(space.shortfall))
+            paint(&format!("short by {}", human(space.shortfall)), Tone::Warn)
         };
         let _ = writeln!(
             s,
@@ -333,6 +355,17 @@ pub fn render_text(r: &ScanReport) -> String {
             let _ = writeln!(s, "    {state:<14} >= {min:<18} {}", u.title);
         }
     }
+    for f in &r.winre.version_sources.files {
+        let shown = match (&f.error, &f.file_version, &f.product_version) {
+            (Some(e), _, _) => format!("unreadable ({e})"),
+            (None, Some(file), Some(product)) => format!("file {file}, product {product}"),
+            _ => "no fixed version".to_string(),
+        };
+        let _ = writeln!(s, "  {:<21} {shown}", format!("{}:", file_name(&f.path)));
+    }
+    if let Some(h) = &r.history {
+        s.push_str(&super::history::render_history(h));
+    }
     if r.problems.is_empty() {
         let _ = writeln!(s, "  Problems:             none");
     } else {
@@ -345,65 +378,6 @@ pub fn render_text(r: &ScanReport) -> String {
     s
 }
 
-/// Bytes in the largest binary unit that keeps a whole part.
-pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} bytes")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
-/// A size: a plain number of bytes, or a number with B, KiB, MiB, GiB, TiB (powers of 1024) or
-/// KB, MB, GB, TB (powers of 1000). Case-insensitive; a space before the unit is allowed.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size (e.g. 250MiB, 262144000, 1GiB)"))?;
-    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kib" | "k" => 1 << 10,
-        "mib" | "m" => 1 << 20,
-        "gib" | "g" => 1 << 30,
-        "tib" | "t" => 1 << 40,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        "tb" => 1_000_000_000_000,
-        other => {
-            return Err(format!(
-            "unknown size unit {other:?} in {text:?} (use B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)"
-        ))
-        }
-    };
-    number
-        .checked_mul(factor)
-        .ok_or_else(|| format!("{text:?} is too large"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("250MiB"), Ok(262_144_000));
-        assert_eq!(parse_size("262144000"), Ok(262_144_000));
-        assert_eq!(parse_size("1GiB"), Ok(1_073_741_824));
-        assert_eq!(parse_size("250 mib"), Ok(262_144_000));
-        assert_eq!(parse_size("250MB"), Ok(250_000_000));
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("250XB").is_err());
-        assert!(parse_size("99999999999TiB").is_err());
-    }
+fn file_name(path: &str) -> &str {
+    path.rsplit('\\').next().unwrap_or(path)
 }

@@ -22,7 +22,7 @@ use winre_readat::ReadAt;
 
 use crate::bcd::{self, BcdDevice, BcdWinre};
 use crate::ntfs::{FileHandle, NtfsVolume};
-use crate::problem::{push, Problem, ProblemCode as Code};
+use crate::problem::{Problem, ProblemCode};
 use crate::reagent::{self, ReagentConfig};
 use crate::software::{self, SoftwareVersions};
 use crate::{fat, Error, Result};
@@ -232,14 +232,13 @@ impl DiskView {
             match probe() {
                 Ok(true) => found.push(part.number),
                 Ok(false) => {}
-                Err(e) => push(
-                    problems,
-                    Code::VolumeUnreadable,
+                Err(e) => problems.push(Problem::new(
+                    ProblemCode::VolumeUnreadable,
                     format!(
                         "partition {}: NTFS volume could not be read: {e}",
                         part.number
                     ),
-                ),
+                )),
             }
         }
         found
@@ -360,9 +359,9 @@ impl DiskView {
                 Some(offset) if offset != 0 && !path.is_empty() => {
                     match self.table.partitions.iter().find(|p| p.start_bytes == offset) {
                         Some(part) => candidates.push((part.number, join(path, "Winre.wim"), FoundBy::Reagent)),
-                        None => push(problems, Code::WinreLocation, format!(
+                        None => problems.push(Problem::new(ProblemCode::ReagentOffsetMismatch, format!(
                             "ReAgent.xml points WinRE at the partition starting at byte {offset}, but no partition starts there"
-                        )),
+                        ))),
                     }
                 }
                 _ => {}
@@ -413,7 +412,7 @@ impl DiskView {
                 Ok(None) => {}
                 Err(e) => {
                     let line = Problem::new(
-                        Code::WimUnreadable,
+                        ProblemCode::VolumeUnreadable,
                         format!("partition {number}: could not look for {path}: {e}"),
                     );
                     if !problems.contains(&line) {

@@ -17,10 +17,12 @@ use winre_readat::{Counting, ReadAt};
 use winre_wim::codec::Compression;
 use winre_wim::verify::{VerifyOptions, VerifyReport};
 
+use crate::file_versions::{self, FileVersion};
 use crate::filetype;
+use crate::history;
 use crate::locate::{self, DiskView, FoundBcd, FoundReagent, FoundWim};
 use crate::ntfs::state::VolumeState;
-use crate::problem::{push, Problem, ProblemCode as Code};
+use crate::problem::{push, Problem, ProblemCode, ProblemCode as Code};
 use crate::report::{
     BcdSummary, PartitionSummary, ReadSummary, ReagentSummary, RecoverySpace, ScanReport,
     SourceInfo, TableSummary, VersionSources, WimSummary, WinreReport, WinreStatus,
@@ -38,6 +40,8 @@ pub struct ScanOptions {
     pub hash: bool,
     /// Verify Winre.wim in place (every blob's SHA-1 and every image's tree, in parallel).
     pub verify: bool,
+    /// Read the event logs, servicing state and PowerShell history, and judge each update.
+    pub history: bool,
 }
 
 impl Default for ScanOptions {
@@ -46,6 +50,7 @@ impl Default for ScanOptions {
             required_free_bytes: REQUIRED_FREE_BYTES,
             hash: false,
             verify: false,
+            history: false,
         }
     }
 }
@@ -84,61 +89,55 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
     image_findings(view, &mut problems);
     for part in &view.table.partitions {
         if part.filesystem == Filesystem::Bitlocker {
-            push(&mut problems, Code::Bitlocker, format!(
+            problems.push(Problem::new(ProblemCode::Bitlocker, format!(
                 "partition {} is BitLocker-encrypted: winre cannot look inside it (unlock it and scan a decrypted image)",
                 part.number
-            ));
+            )));
         }
     }
     volume_states(view, &mut problems);
     let os_partitions = view.os_partitions(&mut problems);
     if os_partitions.is_empty() {
-        push(
-            &mut problems,
-            Code::NoOsVolume,
-            r"no OS volume found (an NTFS partition with \Windows\System32)".to_string(),
-        );
+        problems.push(Problem::new(
+            ProblemCode::NoOsVolume,
+            r"no OS volume found (an NTFS partition with \Windows\System32)",
+        ));
     }
     let reagent = view.reagent(&os_partitions).unwrap_or_else(|e| {
-        push(
-            &mut problems,
-            Code::Reagent,
+        problems.push(Problem::new(
+            ProblemCode::ReagentUnreadable,
             format!("ReAgent.xml could not be read: {e}"),
-        );
+        ));
         None
     });
     if reagent.is_none() && !os_partitions.is_empty() {
-        push(
-            &mut problems,
-            Code::Reagent,
+        problems.push(Problem::new(
+            ProblemCode::NoReagent,
             format!("no ReAgent.xml ({}) on the OS volume", locate::REAGENT_PATH),
-        );
+        ));
     }
     let bcd = view.bcd().unwrap_or_else(|e| {
-        push(
-            &mut problems,
-            Code::Bcd,
+        problems.push(Problem::new(
+            ProblemCode::BcdUnreadable,
             format!("BCD store could not be read: {e}"),
-        );
+        ));
         None
     });
     let software = view.software_versions(&os_partitions).unwrap_or_else(|e| {
-        push(
-            &mut problems,
-            Code::SoftwareHive,
+        problems.push(Problem::new(
+            ProblemCode::SoftwareUnreadable,
             format!("SOFTWARE hive could not be read: {e}"),
-        );
+        ));
         None
     });
     if let Some(text) = software
         .as_ref()
         .and_then(|s| s.winre_version_unparsed.as_deref())
     {
-        push(
-            &mut problems,
-            Code::SoftwareHive,
+        problems.push(Problem::new(
+            ProblemCode::RegistryVersionInvalid,
             format!("registry WinREVersion {text:?} is not a version MAJOR.MINOR.BUILD.REVISION"),
-        );
+        ));
     }
     let registry = software.as_ref().and_then(|s| s.winre_version);
 
@@ -148,9 +147,9 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
         &os_partitions,
         &mut problems,
     );
-    let (wim, wim_xml) = match &found {
+    let (wim, wim_xml, files) = match &found {
         Some(f) => match read_wim(f, options) {
-            Ok((summary, version)) => {
+            Ok((summary, version, files)) => {
                 if let Some(v) = summary.verify.as_ref().filter(|v| !v.intact) {
                     push(
                         &mut problems,
@@ -163,22 +162,41 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
                         ),
                     );
                 }
-                (Some(summary), version)
+                (Some(summary), version, files)
             }
             Err(e) => {
-                push(
-                    &mut problems,
-                    Code::WimUnreadable,
+                problems.push(Problem::new(
+                    ProblemCode::WimUnreadable,
                     format!(
                         "Winre.wim (partition {}, {}) could not be read: {e}",
                         f.partition, f.path
                     ),
-                );
-                (None, None)
+                ));
+                (None, None, Vec::new())
             }
         },
-        None => (None, None),
+        None => (None, None, Vec::new()),
     };
+    for file in &files {
+        // A file whose version cannot be read says so in `files[].error`, not as a problem.
+        match (&file.error, file.agrees_with_xml) {
+            (None, Some(false)) => problems.push(Problem::new(
+                ProblemCode::FileVersionMismatch,
+                format!(
+                    "version mismatch: {} inside Winre.wim is {}, the WIM XML says {}",
+                    file.path,
+                    match file.compared {
+                        file_versions::ComparedField::FileVersion => file.file_version.as_deref(),
+                        file_versions::ComparedField::ProductVersion =>
+                            file.product_version.as_deref(),
+                    }
+                    .unwrap_or("?"),
+                    wim_xml.map(|v| v.to_string()).unwrap_or_default()
+                ),
+            )),
+            _ => {}
+        }
+    }
 
     let status = match (&found, reagent.as_ref().and_then(|r| r.config.enabled())) {
         (None, _) => WinreStatus::NotFound,
@@ -201,6 +219,22 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
 
     let recovery_space = recovery_space(view, &found, status, options, &mut problems);
     let updates = version.map(updates::updates_for).unwrap_or_default();
+    let history = options.history.then(|| {
+        let winload_version = files
+            .iter()
+            .find(|f| f.path.contains("winload"))
+            .and_then(|f| f.product_version.as_deref())
+            .and_then(|v| v.parse().ok());
+        history::read_history(
+            view,
+            &os_partitions,
+            history::ImageFacts {
+                wim_version: wim_xml,
+                winload_version,
+                space_shortfall: recovery_space.as_ref().map(|s| s.shortfall),
+            },
+        )
+    });
 
     Ok(ScanReport {
         source: SourceInfo {
@@ -213,6 +247,7 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
                 Scheme::None => view.disk.info.sector_size,
                 _ => view.table.info.sector_size,
             },
+            chain: view.disk.info.chain.clone(),
         },
         partition_table: TableSummary {
             scheme: scheme_name(view.table.info.scheme).to_string(),
@@ -237,13 +272,19 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
             path: found.as_ref().map(|f| f.path.clone()),
             found_by: found.as_ref().map(|f| f.found_by.name().to_string()),
             version,
-            version_sources: VersionSources { wim_xml, registry },
+            version_sources: VersionSources {
+                wim_xml,
+                registry,
+                files,
+            },
             wim,
             reagent: reagent.as_ref().map(reagent_summary),
             bcd: bcd.as_ref().map(bcd_summary),
         },
         recovery_space,
         updates,
+        update_table: updates::table_id().clone(),
+        history,
         problems,
         stats: ReadSummary::default(),
     })
@@ -426,7 +467,12 @@ pub fn verify_summary(v: &VerifyReport) -> String {
 }
 
 /// Reads Winre.wim's header and XML in place (and its SHA-256, and verifies it, when asked).
-fn read_wim(found: &FoundWim, options: &ScanOptions) -> Result<(WimSummary, Option<WinreVersion>)> {
+/// Also reads the version resources of winpeshl.exe and winload.efi in image 1 (only image 1's
+/// metadata and those two files are read).
+fn read_wim(
+    found: &FoundWim,
+    options: &ScanOptions,
+) -> Result<(WimSummary, Option<WinreVersion>, Vec<FileVersion>)> {
     let hash = options.hash;
     let reader = found.file.data_reader()?;
     let wim = winre_wim::Wim::open(&reader)?;
@@ -462,7 +508,19 @@ fn read_wim(found: &FoundWim, options: &ScanOptions) -> Result<(WimSummary, Opti
         integrity_table: header.integrity.is_some(),
         data_runs: found.file.data_runs().len(),
     };
-    Ok((summary, version))
+    let files = match file_versions::wim_file_versions(&wim) {
+        Ok(files) => files,
+        Err(e) => vec![FileVersion {
+            path: "image 1".to_string(),
+            file_version: None,
+            product_version: None,
+            file_version_string: None,
+            compared: file_versions::ComparedField::FileVersion,
+            agrees_with_xml: None,
+            error: Some(e),
+        }],
+    };
+    Ok((summary, version, files))
 }
 
 /// SHA-256 of everything `reader` holds, read in 1 MiB pieces, as lowercase hex.
@@ -484,6 +542,11 @@ pub fn sha256_hex(reader: &dyn ReadAt) -> Result<String> {
     Ok(hex(&hasher.finalize()))
 }
 
+/// SHA-256 of `bytes` as lowercase hex.
+pub fn hex_digest(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -502,22 +565,22 @@ fn judge(
     registry: Option<WinreVersion>,
 ) {
     match status {
-        WinreStatus::NotFound => push(problems, Code::WinreNotFound, "no Winre.wim found: this system has no working recovery environment".to_string()),
-        WinreStatus::Disabled => push(problems, Code::WinreDisabled,
+        WinreStatus::NotFound => problems.push(Problem::new(ProblemCode::WinreNotFound, "no Winre.wim found: this system has no working recovery environment")),
+        WinreStatus::Disabled => problems.push(Problem::new(ProblemCode::WinreDisabled,
             "WinRE is disabled (ReAgent.xml InstallState 0); updates that service WinRE will not be offered until `reagentc /enable`"
                 .to_string(),
-        ),
+        )),
         WinreStatus::Enabled => {}
     }
     if let (Some(f), Some(r)) = (found, reagent) {
         if r.config.enabled() == Some(true) && f.found_by != locate::FoundBy::Reagent {
-            push(problems, Code::WinreLocation, format!(
+            problems.push(Problem::new(ProblemCode::WinreElsewhere, format!(
                 "ReAgent.xml says WinRE is at {} (partition offset {}), but Winre.wim was found elsewhere ({} on partition {})",
                 r.config.location_path.as_deref().unwrap_or(""),
                 r.config.location_offset.unwrap_or(0),
                 f.path,
                 f.partition
-            ));
+            )));
         }
     }
     if let Some(b) = bcd {
@@ -533,41 +596,39 @@ fn judge(
             if wanted.trim_matches(['{', '}']) != loader.trim_matches(['{', '}'])
                 && !is_zero_guid(wanted)
             {
-                push(problems, Code::Bcd, format!(
+                problems.push(Problem::new(ProblemCode::BcdIdMismatch, format!(
                     "ReAgent.xml names BCD entry {wanted}, but the OS loader's recoverysequence is {loader}"
-                ));
+                )));
             }
         }
         if status == WinreStatus::Enabled && b.winre.recovery_sequence.is_empty() {
-            push(problems, Code::Bcd, "the default OS loader in the BCD has no recoverysequence: WinRE will not start on boot failure".to_string());
+            problems.push(Problem::new(ProblemCode::NoRecoverySequence, "the default OS loader in the BCD has no recoverysequence: WinRE will not start on boot failure"));
         }
     }
     match (wim_xml, registry) {
-        (Some(w), Some(r)) if w != r => push(
-            problems,
-            Code::VersionMismatch,
+        (Some(w), Some(r)) if w != r => problems.push(Problem::new(
+            ProblemCode::VersionMismatch,
             format!(
             "version mismatch: Winre.wim's XML says {w}, the registry's WinREVersion claims {r}"
         ),
-        ),
+        )),
         _ => {}
     }
     if let Some(f) = found {
         if f.file.attributes().sparse {
-            push(
-                problems,
-                Code::SparseWim,
+            problems.push(Problem::new(
+                ProblemCode::SparseWim,
                 format!("{} is a sparse file", f.path),
-            );
+            ));
         }
         if let (Some(rec), Some(&os)) = (view.partition(f.partition), os_partitions.first()) {
             if rec.kind == Kind::Recovery {
                 if let Some(os_part) = view.partition(os) {
                     if rec.start_bytes < os_part.start_bytes {
-                        push(problems, Code::RecoveryBeforeOs, format!(
+                        problems.push(Problem::new(ProblemCode::RecoveryBeforeOs, format!(
                             "the recovery partition ({}) lies before the OS partition ({}): Microsoft's resize procedure (KB5028997) needs it right after the OS partition",
                             rec.number, os
-                        ));
+                        )));
                     }
                 }
             }
@@ -608,11 +669,11 @@ fn recovery_space(
             let free = space.free_bytes();
             let shortfall = options.required_free_bytes.saturating_sub(free);
             if shortfall > 0 {
-                push(problems, Code::ShortOfSpace, format!(
+                problems.push(Problem::new(ProblemCode::ShortOfSpace, format!(
                     "partition {number} has {free} bytes free; WinRE updates need {} (short by {shortfall} bytes, {} MiB)",
                     options.required_free_bytes,
                     shortfall.div_ceil(1 << 20)
-                ));
+                )));
             }
             Some(RecoverySpace {
                 partition: number,
@@ -625,11 +686,10 @@ fn recovery_space(
         }
         Ok(None) => None,
         Err(e) => {
-            push(
-                problems,
-                Code::ShortOfSpace,
+            problems.push(Problem::new(
+                ProblemCode::FreeSpaceUnknown,
                 format!("free space of partition {number} could not be counted: {e}"),
-            );
+            ));
             None
         }
     }
@@ -717,6 +777,11 @@ pub struct LocatedWinre {
 /// when there is none.
 pub fn locate_path(path: &Path) -> Result<LocatedWinre> {
     let disk = container::open(path, &OpenOptions::default())?;
+    locate_disk(&path.display().to_string(), disk)
+}
+
+/// [`locate_path`] for an opened disk; `label` names it in the error.
+pub fn locate_disk(label: &str, disk: Disk) -> Result<LocatedWinre> {
     let view = DiskView::open(disk)?;
     let mut problems: Vec<Problem> = Vec::new();
     let os_partitions = view.os_partitions(&mut problems);
@@ -730,7 +795,7 @@ pub fn locate_path(path: &Path) -> Result<LocatedWinre> {
             &mut problems,
         )
         .ok_or_else(|| {
-            let mut message = format!("no Winre.wim in {}", path.display());
+            let mut message = format!("no Winre.wim in {label}");
             for p in &problems {
                 message.push_str("; ");
                 message.push_str(&p.message);
@@ -749,6 +814,8 @@ pub struct Requirement {
     pub kb: Option<String>,
     /// The WinRE volume must have this many bytes free (`None`: do not check).
     pub min_free_bytes: Option<u64>,
+    /// With `kb`: the update's verdict (the report's `history`) must be `installed`.
+    pub require_installed: bool,
 }
 
 /// The reasons `report` fails `requirement`, one sentence each; empty when it passes.
@@ -782,10 +849,7 @@ pub fn check(report: &ScanReport, requirement: &Requirement) -> Vec<String> {
         }
     }
     if let Some(kb) = &requirement.kb {
-        let trimmed = kb.trim();
-        let wanted = updates::kb_number(trimmed)
-            .or_else(|| updates::kb_number(&format!("KB{trimmed}")))
-            .unwrap_or_else(|| trimmed.to_ascii_uppercase());
+        let wanted = updates::normalize_kb(kb);
         match report
             .updates
             .iter()
@@ -818,6 +882,27 @@ pub fn check(report: &ScanReport, requirement: &Requirement) -> Vec<String> {
                     }
                 }
             }
+        }
+    }
+    if let (Some(kb), true) = (&requirement.kb, requirement.require_installed) {
+        let wanted = updates::kb_number(kb.trim())
+            .or_else(|| updates::kb_number(&format!("KB{}", kb.trim())))
+            .unwrap_or_default();
+        let verdict = report
+            .history
+            .as_ref()
+            .and_then(|h| h.verdicts.iter().find(|v| v.kb.as_deref() == Some(&wanted)));
+        match verdict {
+            Some(v) if v.verdict == history::verdict::Verdict::Installed => {}
+            Some(v) => reasons.push(format!(
+                "{wanted}: the verdict is {}, not installed ({})",
+                v.verdict.name(),
+                v.evidence.join("; ")
+            )),
+            None if report.history.is_none() => {
+                reasons.push(format!("{wanted}: no history was read to judge it"))
+            }
+            None => {}
         }
     }
     if let Some(min_free) = requirement.min_free_bytes {

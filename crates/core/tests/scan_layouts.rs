@@ -349,12 +349,14 @@ fn gpt_recovery_too_small_and_registry_claims_newer() {
     assert!(
         r.problems
             .iter()
-            .any(|p| p.message.contains("version mismatch")),
+            .any(|p| p.code == ProblemCode::VersionMismatch),
         "{:#?}",
         r.problems
     );
     assert!(
-        r.problems.iter().any(|p| p.message.contains("short by")),
+        r.problems
+            .iter()
+            .any(|p| p.code == ProblemCode::ShortOfSpace && p.message.contains("short by")),
         "{:#?}",
         r.problems
     );
@@ -381,7 +383,7 @@ fn gpt_recovery_first() {
     assert!(
         r.problems
             .iter()
-            .any(|p| p.message.contains("before the OS partition")),
+            .any(|p| p.code == ProblemCode::RecoveryBeforeOs),
         "{:#?}",
         r.problems
     );
@@ -431,7 +433,7 @@ fn no_winre_at_all() {
     assert!(
         r.problems
             .iter()
-            .any(|p| p.message.contains("no Winre.wim")),
+            .any(|p| p.code == ProblemCode::WinreNotFound),
         "{:#?}",
         r.problems
     );

@@ -94,15 +94,16 @@ struct Record {
     #[serde(default)]
     updates: Vec<Update>,
     #[serde(default)]
-    problems: Vec<ProblemLine>,
+    problems: Vec<RecordProblem>,
     #[serde(default)]
     stats: Option<Stats>,
 }
 
-/// A problem: `{"code", "message"}`, or a plain sentence as records before problem codes had.
-#[derive(Deserialize)]
+/// A problem as written by this winre (`{"code", "message"}`) or by one before problem codes
+/// (a bare sentence): merging old and new runs keeps working.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-enum ProblemLine {
+enum RecordProblem {
     Coded { message: String },
     Text(String),
 }
@@ -185,8 +186,7 @@ pub fn parse_line(line: &str) -> Result<Row, String> {
             .problems
             .into_iter()
             .map(|p| match p {
-                ProblemLine::Coded { message } => message,
-                ProblemLine::Text(text) => text,
+                RecordProblem::Coded { message } | RecordProblem::Text(message) => message,
             })
             .collect(),
         bytes_read: record.stats.map(|s| s.bytes_read),

@@ -19,6 +19,20 @@ use super::file::FileHandle;
 use super::record;
 use crate::error::{Error, Result};
 
+/// One name in a directory; see [`NtfsVolume::list_directory`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryEntry {
+    /// The name.
+    pub name: String,
+    /// Its MFT record number.
+    pub record: u64,
+    /// True for a directory.
+    pub is_directory: bool,
+    /// The modification time its index entry records (FILETIME; the directory's copy, which
+    /// Windows updates lazily).
+    pub modified_filetime: u64,
+}
+
 /// Most path components we follow; deeper paths are refused (Windows' MAX_PATH is far below).
 pub const MAX_PATH_COMPONENTS: usize = 128;
 
@@ -294,6 +308,49 @@ impl NtfsVolume {
             record = next;
         }
         Ok(Some(record))
+    }
+
+    /// The names in the directory at `path` (Win32 or POSIX names; DOS 8.3 aliases left out),
+    /// with whether each is a directory and its `$FILE_NAME` modification time (a FILETIME):
+    /// `None` when `path` does not exist or is no directory. At most `max_entries` are returned.
+    pub fn list_directory(
+        &self,
+        path: &str,
+        max_entries: usize,
+    ) -> Result<Option<Vec<DirectoryEntry>>> {
+        let Some(record) = self.lookup(path)? else {
+            return Ok(None);
+        };
+        let mut fs = self.cursor();
+        let dir = self.file(&mut fs, record)?;
+        if !dir.is_directory() {
+            return Ok(None);
+        }
+        check_index_record_size(&dir, &mut fs, record)?;
+        let what = || format!("directory index of MFT record {record} ({path})");
+        let index = dir
+            .directory_index(&mut fs)
+            .map_err(|e| Error::ntfs(what(), e))?;
+        let mut entries = index.entries();
+        let mut found = Vec::new();
+        while let Some(entry) = entries.next(&mut fs) {
+            let entry = entry.map_err(|e| Error::ntfs(what(), e))?;
+            let Some(key) = entry.key() else { continue };
+            let name = key.map_err(|e| Error::ntfs(what(), e))?;
+            if name.namespace() == ntfs::structured_values::NtfsFileNamespace::Dos {
+                continue;
+            }
+            if found.len() >= max_entries {
+                break;
+            }
+            found.push(DirectoryEntry {
+                name: name.name().to_string_lossy(),
+                record: entry.file_reference().file_record_number(),
+                is_directory: name.is_directory(),
+                modified_filetime: name.modification_time().nt_timestamp(),
+            });
+        }
+        Ok(Some(found))
     }
 
     /// Opens the file at `path` (see [`lookup`](Self::lookup)): `None` when it does not exist.

@@ -32,7 +32,7 @@ use super::{
 };
 use crate::locate::{self, DiskView, FoundBcd, FoundBy, FoundReagent};
 use crate::ntfs::{state, NtfsVolume};
-use crate::problem::{push, ProblemCode as Code};
+use crate::problem::{Problem, ProblemCode};
 use crate::updates::REQUIRED_FREE_BYTES;
 use crate::{Error, Result};
 
@@ -164,19 +164,17 @@ impl<'v> Planner<'v> {
         let mut notes = Vec::new();
         let os_partitions = view.os_partitions(&mut notes);
         self.reagent = view.reagent(&os_partitions).unwrap_or_else(|e| {
-            push(
-                &mut notes,
-                Code::Reagent,
+            notes.push(Problem::new(
+                ProblemCode::ReagentUnreadable,
                 format!("ReAgent.xml could not be read: {e}"),
-            );
+            ));
             None
         });
         self.bcd = view.bcd().unwrap_or_else(|e| {
-            push(
-                &mut notes,
-                Code::Bcd,
+            notes.push(Problem::new(
+                ProblemCode::BcdUnreadable,
                 format!("BCD store could not be read: {e}"),
-            );
+            ));
             None
         });
         let found = view.locate(
@@ -185,7 +183,7 @@ impl<'v> Planner<'v> {
             &os_partitions,
             &mut notes,
         );
-        self.plan.notes.extend(notes.into_iter().map(|n| n.message));
+        self.plan.notes.extend(notes.into_iter().map(|p| p.message));
 
         // The OS partition: the first NTFS volume with \Windows\System32, else (its contents
         // cannot be read) the first BitLocker partition.
