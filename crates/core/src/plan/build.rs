@@ -42,8 +42,6 @@ use crate::{Error, Result};
 /// measurement.
 pub const NEW_VOLUME_METADATA_BYTES: u64 = 16 << 20;
 
-/// Where `\hiberfil.sys` is on the OS volume.
-
 /// What `winre plan` is asked.
 #[derive(Debug, Clone, Copy)]
 pub struct PlanOptions {
