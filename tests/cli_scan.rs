@@ -370,3 +370,136 @@ fn bare_volume_scans_with_exit_0() {
         "{problems:#?}"
     );
 }
+
+/// A copy of gpt-after.img with one byte of Winre.wim flipped in the middle of the file, found
+/// in the disk through ntfscat's copy of it; and that damaged Winre.wim, read back with ntfscat
+/// from the damaged partition.
+fn damaged_winre_disk(dir: &Path) -> (PathBuf, PathBuf) {
+    let part = fixtures().join("gpt-after.p4.img");
+    let wim = Command::new("ntfscat")
+        .args([
+            part.to_str().expect("path"),
+            "/Recovery/WindowsRE/Winre.wim",
+        ])
+        .output()
+        .expect("ntfscat")
+        .stdout;
+    let middle = wim.len() / 2;
+    let needle = &wim[middle..middle + 64];
+    let volume = std::fs::read(&part).expect("partition image");
+    let at = volume
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("Winre.wim's bytes in its volume");
+    let dump = stdout(
+        &Command::new("sfdisk")
+            .args(["-d", &img("gpt-after")])
+            .output()
+            .expect("sfdisk"),
+    );
+    let start: u64 = dump
+        .lines()
+        .find(|l| l.contains("img4 :"))
+        .and_then(|l| l.split("start=").nth(1))
+        .and_then(|r| r.split(',').next())
+        .and_then(|v| v.trim().parse().ok())
+        .expect("partition 4 start");
+    let disk = dir.join("damaged.img");
+    let cp = Command::new("cp")
+        .args([
+            "--sparse=always",
+            &img("gpt-after"),
+            disk.to_str().expect("path"),
+        ])
+        .status()
+        .expect("cp");
+    assert!(cp.success());
+    let mut bytes = [0u8; 1];
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&disk)
+        .expect("open copy");
+    let offset = start * 512 + at as u64;
+    file.read_exact_at(&mut bytes, offset).expect("read");
+    file.write_all_at(&[bytes[0] ^ 0x40], offset)
+        .expect("write");
+    // The damaged partition, cut out with dd, and its Winre.wim as ntfscat reads it.
+    let cut = dir.join("p4.img");
+    let dd = Command::new("dd")
+        .args([
+            format!("if={}", disk.display()),
+            format!("of={}", cut.display()),
+            "bs=512".into(),
+            format!("skip={start}"),
+            format!("count={}", volume.len() / 512),
+            "status=none".into(),
+        ])
+        .status()
+        .expect("dd");
+    assert!(dd.success());
+    let damaged = dir.join("damaged.wim");
+    let cat = Command::new("ntfscat")
+        .args([cut.to_str().expect("path"), "/Recovery/WindowsRE/Winre.wim"])
+        .output()
+        .expect("ntfscat");
+    std::fs::write(&damaged, cat.stdout).expect("write");
+    (disk, damaged)
+}
+
+#[test]
+fn verify_scan_and_check_find_a_damaged_winre_wim_in_a_disk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (disk, wim) = damaged_winre_disk(dir.path());
+    let d = disk.to_str().expect("path");
+    let wimlib = Command::new("wimlib-imagex")
+        .args(["verify", wim.to_str().expect("path")])
+        .output()
+        .expect("wimlib-imagex");
+    assert!(
+        !wimlib.status.success(),
+        "wimlib-imagex verify finds the damage too"
+    );
+
+    let out = winre(&["verify", "--json", d]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["intact"], false);
+    assert_eq!(v["winre"]["partition"], 4);
+    let failures = v["failures"].as_array().expect("failures");
+    assert_eq!(failures.len(), 1, "{v:#}");
+    // Same verdict as `winre verify` of the file ntfscat copied out.
+    let out_file = winre(&["verify", "--json", wim.to_str().expect("path")]);
+    let f: serde_json::Value = serde_json::from_slice(&out_file.stdout).expect("JSON");
+    assert_eq!(f["failures"], v["failures"]);
+
+    let out = winre(&["scan", "--json", "--verify", d]);
+    let r: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("JSON");
+    assert_eq!(r["winre"]["wim"]["verify"]["intact"], false, "{r:#}");
+    assert_eq!(r["winre"]["wim"]["verify"]["failures"], v["failures"]);
+    let problems = r["problems"].as_array().expect("problems");
+    assert!(has(problems, "wim_corrupt", "is corrupt"), "{problems:#?}");
+    // Without --verify the scan reads no blob and says nothing about it.
+    let out = winre(&["scan", "--json", d]);
+    let r: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("JSON");
+    assert!(r["winre"]["wim"]["verify"].is_null());
+
+    let check = winre(&["check", "--verify", d]);
+    assert_eq!(check.status.code(), Some(1), "{}", stdout(&check));
+    assert!(
+        stdout(&check).contains("FAIL: Winre.wim is corrupt"),
+        "{}",
+        stdout(&check)
+    );
+    assert_eq!(winre(&["check", d]).status.code(), Some(0));
+    // The intact disk verifies.
+    let ok = winre(&["check", "--verify", &img("gpt-after")]);
+    assert_eq!(ok.status.code(), Some(0), "{}", stdout(&ok));
+    assert_eq!(winre(&["verify", &img("gpt-after")]).status.code(), Some(0));
+}

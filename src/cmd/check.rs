@@ -34,6 +34,9 @@ pub struct CheckArgs {
     /// Free space the WinRE volume needs: 250MiB, 262144000, 1GiB.
     #[arg(long, value_parser = parse_size, default_value = "262144000")]
     pub min_free: u64,
+    /// Also verify Winre.wim in place; a corrupt Winre.wim fails the check.
+    #[arg(long)]
+    pub verify: bool,
     #[command(flatten)]
     pub threads: ThreadsArg,
     #[command(flatten)]
@@ -53,6 +56,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Exit> {
     let options = ScanOptions {
         required_free_bytes: args.min_free,
         history: args.require_installed,
+        verify: args.verify,
         ..ScanOptions::default()
     };
     let requirement = Requirement {

@@ -32,7 +32,7 @@ pub struct ExtractArgs {
     #[command(flatten)]
     pub parents: ParentArgs,
     #[command(flatten)]
-    pub journal: super::source::JournalArgs,
+    pub journal: source::JournalArgs,
 }
 
 pub fn run(args: &ExtractArgs) -> anyhow::Result<Exit> {
@@ -41,7 +41,7 @@ pub fn run(args: &ExtractArgs) -> anyhow::Result<Exit> {
             bail!("{} exists; pass --force to overwrite it", path.display());
         }
     }
-    super::source::warn_journal(&args.image, args.journal.journal.as_deref());
+    source::warn_journal(&args.image, args.journal.journal.as_deref());
     let disk = container::open(&args.image, &args.parents.options())
         .map_err(|e| source::with_parent_hint(e).context(args.image.display().to_string()))?;
     let located = scan::locate_disk(&args.image.display().to_string(), disk)?;

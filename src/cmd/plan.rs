@@ -27,7 +27,7 @@ pub struct PlanArgs {
     #[command(flatten)]
     pub parents: ParentArgs,
     #[command(flatten)]
-    pub journal: super::source::JournalArgs,
+    pub journal: source::JournalArgs,
     /// The image file may be made longer when the recovery partition is the last one (as
     /// `winre resize --grow-image`): then that is the plan.
     #[arg(long)]
@@ -39,7 +39,7 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<Exit> {
         required_free_bytes: args.min_free,
         grow_image: args.grow_image,
     };
-    super::source::warn_journal(&args.image, args.journal.journal.as_deref());
+    source::warn_journal(&args.image, args.journal.journal.as_deref());
     let disk = container::open(&args.image, &args.parents.options())
         .map_err(|e| source::with_parent_hint(e).context(args.image.display().to_string()))?;
     let plan = plan::plan_disk(&args.image.display().to_string(), disk, &options)?;

@@ -45,6 +45,10 @@ pub struct ScanArgs {
     /// Also read the whole Winre.wim and give its SHA-256.
     #[arg(long)]
     pub hash: bool,
+    /// Also verify Winre.wim in place (every blob and every image tree, in parallel): adds
+    /// `winre.wim.verify` and a `wim_corrupt` problem when it fails.
+    #[arg(long)]
+    pub verify: bool,
     /// Also read the event logs, servicing state and PowerShell history, and give a verdict per
     /// WinRE update (as `winre history`).
     #[arg(long)]
@@ -169,6 +173,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
     let options = ScanOptions {
         required_free_bytes: args.min_free,
         hash: args.hash,
+        verify: args.verify,
         history: args.history,
     };
     if let Some(list) = &args.from_list {
@@ -310,6 +315,14 @@ pub fn render_text(r: &ScanReport) -> String {
                 .map(|h| format!(", SHA-256 {h}"))
                 .unwrap_or_default()
         );
+    }
+    if let Some(v) = r.winre.wim.as_ref().and_then(|w| w.verify.as_ref()) {
+        let verdict = if v.intact {
+            format!("intact ({} blobs)", v.blobs_checked)
+        } else {
+            format!("CORRUPT: {}", winre_core::scan::verify_summary(v))
+        };
+        let _ = writeln!(s, "  Verified:             {verdict}");
     }
     if let Some(space) = &r.recovery_space {
         let verdict = if space.shortfall == 0 {

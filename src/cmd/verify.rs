@@ -1,7 +1,8 @@
 //! `winre verify FILE`: integrity table and every blob's SHA-1.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::source::{self, RemoteArgs};
 use super::wim::emit;
@@ -9,13 +10,15 @@ use crate::cli::size::parse_size;
 use crate::cli::threads::ThreadsArg;
 use crate::cli::{progress, Exit};
 use anyhow::Context;
+use winre_readat::ReadAt;
 use winre_wim::metadata::StreamKind;
 use winre_wim::verify::{verify, BlobProblem, Progress, VerifyOptions, VerifyReport};
 
 /// Arguments of `winre verify`.
 #[derive(clap::Args)]
 pub struct VerifyArgs {
-    /// The WIM file: a local path or a URL (https://..., s3://BUCKET/KEY, az://ACCOUNT/CONTAINER/BLOB).
+    /// The WIM file: a local path or a URL (https://..., s3://BUCKET/KEY, az://ACCOUNT/CONTAINER/BLOB);
+    /// or a local disk image, whose Winre.wim is found as `scan` finds it and verified in place.
     pub file: PathBuf,
     /// Print JSON instead of text.
     #[arg(long)]
@@ -37,6 +40,7 @@ pub struct VerifyArgs {
 pub fn run(args: &VerifyArgs) -> anyhow::Result<Exit> {
     let shown = source::label(&args.file);
     let (reader, remote) = source::open_bytes(&args.file, &args.remote)?;
+    let (reader, winre) = wim_or_disk(&args.file, reader)?;
     // The resources are the work, but their number is not known before the WIM is open.
     let pool = args.threads.pool(usize::MAX)?;
     let bar = progress::Progress::bytes("verifying", 0);
@@ -61,17 +65,63 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<Exit> {
         );
     }
     if args.json {
+        let mut value = serde_json::to_value(&report)?;
+        if let (Some(found), Some(map)) = (&winre, value.as_object_mut()) {
+            map.insert("winre".into(), serde_json::to_value(found)?);
+        }
         emit(&serde_json::to_string_pretty(&crate::cli::json::stamped(
-            &report,
+            &value,
         ))?)?;
     } else {
-        emit(&render_report(&report))?;
+        let mut text = String::new();
+        if let Some(found) = &winre {
+            let _ = writeln!(
+                text,
+                "Winre.wim:        partition {}, {} (found by {})",
+                found.partition, found.path, found.found_by
+            );
+        }
+        text.push_str(&render_report(&report));
+        emit(&text)?;
     }
     Ok(if report.intact {
         Exit::Ok
     } else {
         Exit::Finding
     })
+}
+
+/// Where in a disk image the verified Winre.wim is (`winre` in the JSON report).
+#[derive(serde::Serialize)]
+struct FoundIn {
+    partition: u32,
+    path: String,
+    found_by: &'static str,
+}
+
+/// `reader` itself when it is a WIM (or a URL); else the Winre.wim inside the local disk image
+/// at `input`, found as `scan` finds it, read in place.
+fn wim_or_disk(
+    input: &Path,
+    reader: Arc<dyn ReadAt>,
+) -> anyhow::Result<(Arc<dyn ReadAt>, Option<FoundIn>)> {
+    let mut magic = [0u8; 8];
+    let is_wim = reader.read_exact_at(0, &mut magic).is_ok() && &magic == b"MSWIM\0\0\0";
+    if is_wim || source::is_remote(input) {
+        return Ok((reader, None));
+    }
+    source::warn_journal(input, None);
+    let located = winre_core::scan::locate_path(input)
+        .with_context(|| format!("{} is not a WIM; as a disk image", input.display()))?;
+    let wim: Arc<dyn ReadAt> = Arc::new(located.wim.file.data_reader()?);
+    Ok((
+        wim,
+        Some(FoundIn {
+            partition: located.wim.partition,
+            path: located.wim.path.clone(),
+            found_by: located.wim.found_by.name(),
+        }),
+    ))
 }
 
 fn render_report(r: &VerifyReport) -> String {

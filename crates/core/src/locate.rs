@@ -477,7 +477,7 @@ fn bare_volume(disk: &Disk) -> Result<Option<Partition>> {
     }
     let size_bytes = disk.reader.len();
     let sector = u64::from(disk.info.sector_size.max(1));
-    let size_sectors = size_bytes / sector;
+    let size_sectors = size_bytes.checked_div(sector).unwrap_or(0);
     Ok(Some(Partition {
         number: 1,
         type_guid: None,

@@ -106,26 +106,27 @@ problem_codes! {
     NoFilesystem = "no_filesystem",
     /// No partition table and no file system at the start of the disk (blank, or unknown data).
     NoPartitionTable = "no_partition_table",
-    /// Something else the partition table reader noticed about a partition (overlap, outside the
-    /// usable area, first sector unreadable).
+    /// Something else the partition table reader noticed about a partition (an overlap, outside
+    /// the usable area, a first sector that cannot be read).
     PartitionTable = "partition_table",
-    /// No partition table: the image is one volume (listed as partition 1).
+    /// No partition table: the image is one volume, listed as partition 1.
     BareVolume = "bare_volume",
     /// The NTFS dirty flag is set (`$Volume` flags): the volume was not cleanly unmounted.
     VolumeDirty = "volume_dirty",
-    /// `hiberfil.sys` has a live header (HIBR/WAKE): Windows is hibernated or used Fast Startup.
+    /// `\hiberfil.sys` has a live header (HIBR/WAKE): Windows is hibernated or used Fast Startup.
     OsHibernated = "os_hibernated",
-    /// `$LogFile` has a restart area that is not clean: transactions may not be applied.
+    /// `$LogFile`'s restart area is not clean: logged changes may not be on disk yet.
     LogfileUnclean = "logfile_unclean",
-    /// A winre resize journal lies next to the image.
+    /// A `winre resize` journal lies next to the image (or was named with `--journal`).
     ResizeJournal = "resize_journal",
     /// Winre.wim failed verification (`--verify`).
     WimCorrupt = "wim_corrupt",
 }
 
 impl ProblemCode {
-    /// The exit code `winre scan` gives an image with this finding, for findings that say the
-    /// image is not what it seems (2: not readable as a disk, 1: damaged); `None` for the rest.
+    /// The exit code `winre scan` gives an image with this finding, for the findings that say
+    /// the image is not what it seems (2: not a disk image, 1: damaged or blank); `None` for
+    /// the rest.
     pub fn scan_exit_code(self) -> Option<u8> {
         match self {
             ProblemCode::NotADiskImage => Some(2),

@@ -158,6 +158,10 @@ pub struct WimSummary {
     pub integrity_table: bool,
     /// Number of data runs of the file on its NTFS volume (1 = contiguous).
     pub data_runs: usize,
+    /// With `--verify`: the verification of the WIM in place, as `winre verify --json` gives
+    /// it (`intact`, `structure_error`, `failures[]` with the paths that use each blob); else
+    /// `null`.
+    pub verify: Option<winre_wim::verify::VerifyReport>,
 }
 
 /// ReAgent.xml's fields that matter.

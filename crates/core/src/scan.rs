@@ -15,6 +15,7 @@ use winre_disk::partition::{Kind, Scheme};
 use winre_disk::probe::Filesystem;
 use winre_readat::{Counting, ReadAt};
 use winre_wim::codec::Compression;
+use winre_wim::verify::{VerifyOptions, VerifyReport};
 
 use crate::file_versions::{self, FileVersion};
 use crate::filetype;
@@ -37,6 +38,8 @@ pub struct ScanOptions {
     pub required_free_bytes: u64,
     /// Read the whole Winre.wim to give its SHA-256.
     pub hash: bool,
+    /// Verify Winre.wim in place (every blob's SHA-1 and every image's tree, in parallel).
+    pub verify: bool,
     /// Read the event logs, servicing state and PowerShell history, and judge each update.
     pub history: bool,
 }
@@ -46,6 +49,7 @@ impl Default for ScanOptions {
         Self {
             required_free_bytes: REQUIRED_FREE_BYTES,
             hash: false,
+            verify: false,
             history: false,
         }
     }
@@ -144,8 +148,22 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
         &mut problems,
     );
     let (wim, wim_xml, files) = match &found {
-        Some(f) => match read_wim(f, options.hash) {
-            Ok((summary, version, files)) => (Some(summary), version, files),
+        Some(f) => match read_wim(f, options) {
+            Ok((summary, version, files)) => {
+                if let Some(v) = summary.verify.as_ref().filter(|v| !v.intact) {
+                    push(
+                        &mut problems,
+                        ProblemCode::WimCorrupt,
+                        format!(
+                            "Winre.wim (partition {}, {}) is corrupt: {}",
+                            f.partition,
+                            f.path,
+                            verify_summary(v)
+                        ),
+                    );
+                }
+                (Some(summary), version, files)
+            }
             Err(e) => {
                 problems.push(Problem::new(
                     ProblemCode::WimUnreadable,
@@ -413,13 +431,47 @@ fn scheme_name(scheme: Scheme) -> &'static str {
     }
 }
 
-/// Reads Winre.wim's header and XML in place (and its SHA-256 when asked), and the version
-/// resources of winpeshl.exe and winload.efi in image 1 (only image 1's metadata and those two
-/// files are read).
+/// What a failed verification found, in one clause.
+pub fn verify_summary(v: &VerifyReport) -> String {
+    let mut parts = Vec::new();
+    if let Some(e) = &v.structure_error {
+        parts.push(e.clone());
+    }
+    if let Some(i) = v.integrity.as_ref().filter(|i| !i.failures.is_empty()) {
+        parts.push(format!(
+            "{} of {} integrity windows fail",
+            i.failures.len(),
+            i.chunk_count
+        ));
+    }
+    if !v.failures.is_empty() {
+        let paths: Vec<&str> = v
+            .failures
+            .iter()
+            .flat_map(|f| f.used_by.iter().map(|u| u.path.as_str()))
+            .take(3)
+            .collect();
+        parts.push(format!(
+            "{} blob(s) fail their SHA-1 or do not decode{}",
+            v.failures.len(),
+            if paths.is_empty() {
+                String::new()
+            } else {
+                format!(" (used by {})", paths.join(", "))
+            }
+        ));
+    }
+    parts.join("; ")
+}
+
+/// Reads Winre.wim's header and XML in place (and its SHA-256, and verifies it, when asked).
+/// Also reads the version resources of winpeshl.exe and winload.efi in image 1 (only image 1's
+/// metadata and those two files are read).
 fn read_wim(
     found: &FoundWim,
-    hash: bool,
+    options: &ScanOptions,
 ) -> Result<(WimSummary, Option<WinreVersion>, Vec<FileVersion>)> {
+    let hash = options.hash;
     let reader = found.file.data_reader()?;
     let wim = winre_wim::Wim::open(&reader)?;
     let info = winre_wim::WimInfo::new(&wim);
@@ -434,7 +486,17 @@ fn read_wim(
     } else {
         None
     };
+    let verify = if options.verify {
+        Some(winre_wim::verify::verify(
+            &reader,
+            VerifyOptions::default(),
+            &|_| {},
+        )?)
+    } else {
+        None
+    };
     let summary = WimSummary {
+        verify,
         size: reader.len(),
         sha256,
         compression: compression_name(header.compression).to_string(),
@@ -762,6 +824,15 @@ pub fn check(report: &ScanReport, requirement: &Requirement) -> Vec<String> {
         .filter(|p| p.code.scan_exit_code().is_some())
         .map(|p| p.message.clone())
         .collect();
+    if let Some(v) = report
+        .winre
+        .wim
+        .as_ref()
+        .and_then(|w| w.verify.as_ref())
+        .filter(|v| !v.intact)
+    {
+        reasons.push(format!("Winre.wim is corrupt: {}", verify_summary(v)));
+    }
     match report.winre.status {
         WinreStatus::NotFound => reasons.push("no Winre.wim found".to_string()),
         WinreStatus::Disabled => reasons.push("WinRE is disabled".to_string()),
