@@ -10,6 +10,9 @@ use clap::Args;
 use sha2::{Digest, Sha256};
 use winre_core::locate::REAGENT_PATH;
 use winre_core::scan;
+use winre_disk::container;
+
+use super::source::{self, ParentArgs};
 use winre_readat::ReadAt;
 
 /// Arguments of `winre extract`.
@@ -26,6 +29,10 @@ pub struct ExtractArgs {
     /// Overwrite existing output files.
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub parents: ParentArgs,
+    #[command(flatten)]
+    pub journal: super::source::JournalArgs,
 }
 
 pub fn run(args: &ExtractArgs) -> anyhow::Result<Exit> {
@@ -34,7 +41,10 @@ pub fn run(args: &ExtractArgs) -> anyhow::Result<Exit> {
             bail!("{} exists; pass --force to overwrite it", path.display());
         }
     }
-    let located = scan::locate_path(&args.image)?;
+    super::source::warn_journal(&args.image, args.journal.journal.as_deref());
+    let disk = container::open(&args.image, &args.parents.options())
+        .map_err(|e| source::with_parent_hint(e).context(args.image.display().to_string()))?;
+    let located = scan::locate_disk(&args.image.display().to_string(), disk)?;
     let reader = located.wim.file.data_reader()?;
     let mut out = BufWriter::new(create(&args.output, args.force)?);
     let mut hasher = Sha256::new();

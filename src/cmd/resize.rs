@@ -16,15 +16,13 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
-use winre_core::plan::{Plan, PlanOptions, Verdict};
+use winre_core::plan::{Plan, PlanOptions, Step, Verdict};
 use winre_core::scan::{self, ScanOptions};
 use winre_disk::container::{self, ContainerInfo, Disk, Format, OpenOptions};
 use winre_disk::partition;
-use winre_patch::apply::Action;
 use winre_patch::apply::{self, ApplyReport, Observer};
 use winre_patch::image::{ImageFile, ImageKind};
 use winre_patch::journal::{self, JournalState};
-use winre_patch::plan::{self, ResizeOptions};
 
 use crate::cli::progress::Progress;
 use crate::cli::size::parse_size;
@@ -46,7 +44,8 @@ pub struct ResizeArgs {
     /// The undo journal (default: IMAGE.winre-journal).
     #[arg(long)]
     pub journal: Option<PathBuf>,
-    /// May make a raw image file longer when the recovery partition is the last one.
+    /// May make the image file longer when the recovery partition is the last one (then
+    /// preferred over moving it or shrinking the OS volume; as `winre plan --grow-image`).
     #[arg(long)]
     pub grow_image: bool,
     /// Allow writing a block device (unmounted, not in use): an LVM logical volume, the disk of
@@ -68,12 +67,12 @@ pub struct ResizeArgs {
 struct ResizeReport {
     image: String,
     applied: bool,
-    /// The layout case (as `winre plan` names it), or "grow_image".
+    /// The layout case, as `winre plan` names it.
     case: String,
     /// What `winre plan` says about the image.
     plan: Plan,
-    /// What is (or would be) carried out, in order.
-    actions: Vec<Action>,
+    /// What is (or would be) carried out, in order: the plan's steps.
+    actions: Vec<Step>,
     free_before_bytes: u64,
     free_after_bytes: Option<u64>,
     required_free_bytes: u64,
@@ -184,22 +183,12 @@ fn open_disk(path: &Path, image: Option<&ImageFile>) -> anyhow::Result<Disk> {
                 sector_size: 512,
                 allocated_bytes: None,
                 notes: Vec::new(),
+                chain: Vec::new(),
             },
         });
     }
-    let mut options = OpenOptions::default();
-    let own = match container::open(path, &options) {
-        Err(winre_disk::Error::NeedsParent { parent, .. }) => {
-            let parent = PathBuf::from(parent);
-            let parent = match path.parent() {
-                Some(dir) if parent.is_relative() => dir.join(parent),
-                _ => parent,
-            };
-            options.parent = Some(parent);
-            container::open(path, &options)
-        }
-        other => other,
-    };
+    // A chain (qcow2 backing file, VHD/VHDX parent) is followed under the reader's rules.
+    let own = container::open(path, &OpenOptions::default());
     match image.filter(|i| i.kind().qemu_format().is_some()) {
         Some(image) => {
             let info = match own {
@@ -211,6 +200,7 @@ fn open_disk(path: &Path, image: Option<&ImageFile>) -> anyhow::Result<Disk> {
                     sector_size: 512,
                     allocated_bytes: None,
                     notes: Vec::new(),
+                    chain: Vec::new(),
                 },
             };
             Ok(Disk {
@@ -289,7 +279,7 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<Exit> {
     };
     let options = ScanOptions {
         required_free_bytes: args.min_free,
-        hash: false,
+        ..ScanOptions::default()
     };
     let label = target.display().to_string();
     let disk = open_disk(&target, image.as_ref())?;
@@ -298,42 +288,21 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<Exit> {
         disk.clone(),
         &PlanOptions {
             required_free_bytes: args.min_free,
+            grow_image: args.grow_image,
         },
     )
     .with_context(|| format!("planning {label}"))?;
-    let table = partition::read_table(&disk)?;
-    let mut case = serde_json::to_value(core_plan.case)?
+    let table = partition::read_table(&disk)
+        .with_context(|| format!("reading the partition table of {label}"))?;
+    let case = serde_json::to_value(core_plan.case)?
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let actions = match &core_plan.verdict {
-        Verdict::Manual { why, .. } if args.grow_image => {
-            // winre plan does not grow image files: our own planner's grow_image case.
-            let before = scan::scan_disk(&label, &disk, &options)
-                .with_context(|| format!("scanning {label}"))?;
-            let resize_options = ResizeOptions {
-                required_free_bytes: args.min_free,
-                grow_image: true,
-            };
-            match plan::plan(&before, &table, disk.info.virtual_size, resize_options) {
-                Ok(p) if p.case == "grow_image" => {
-                    case = p.case;
-                    p.actions
-                }
-                _ => {
-                    eprintln!("winre: refused: {why}");
-                    return Ok(Exit::Refused);
-                }
-            }
-        }
-        _ => match winre_patch::from_plan::actions(&core_plan) {
-            Ok(a) => a,
-            Err(e) => {
-                eprintln!("winre: {e}");
-                return Ok(exit_for(&e));
-            }
-        },
-    };
+    if let Verdict::Manual { why, .. } = &core_plan.verdict {
+        eprintln!("winre: refused: {label}: {why}");
+        return Ok(Exit::Refused);
+    }
+    let actions = core_plan.steps.clone();
     let mut report = ResizeReport {
         image: label.clone(),
         applied: false,
@@ -351,7 +320,7 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<Exit> {
     let code = if report.actions.is_empty() {
         Exit::Ok
     } else if let Some(mut image) = image {
-        let prepared = match apply::prepare(&image, &table, &report.actions) {
+        let prepared = match apply::prepare(&image, &table, &report.plan) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("winre: {e}");
