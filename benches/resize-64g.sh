@@ -8,8 +8,8 @@
 # raw copy, qemu-img convert back).
 #
 # Bytes written are counted twice: by winre itself (image + journal bytes it wrote) and by the
-# kernel (/proc/PID/io write_bytes of the winre process, read at its end, plus that of qemu-nbd,
-# read by winre just before qemu-nbd closed the image). The manual route's bytes are the
+# kernel (/proc/PID/io write_bytes of the winre process, read at its end; it includes the
+# reaped qemu-nbd's, which winre also reports alone, read just before qemu-nbd closed the image). The manual route's bytes are the
 # allocated sizes of the two converted files plus the raw resize's write_bytes.
 #
 # Usage: benches/resize-64g.sh     (builds its images once into fixtures/cache/bench/)
@@ -110,9 +110,11 @@ print(f"journal:                         {a['journal_bytes']} ({mib(a['journal_b
 print(f"image bytes written (winre):     {a['image_bytes_written']} ({mib(a['image_bytes_written']):.1f} MiB; {a['move_chunks_skipped']} move chunks already equal)")
 print(f"total written (winre count):     {counted} = {counted / budget:.3f} x (move + journal)")
 if "write_bytes" in io:
-    kernel = io["write_bytes"] + (io.get("qemu_nbd_write_bytes") or 0)
+    # winre reads /proc/self/io after it has reaped qemu-nbd, and the kernel adds a reaped
+    # child's counters to its parent's: write_bytes already includes qemu-nbd's.
+    kernel = io["write_bytes"]
     nbd = io.get("qemu_nbd_write_bytes")
-    extra = f" (winre {io['write_bytes']} + qemu-nbd {nbd})" if nbd is not None else ""
+    extra = f" (of which qemu-nbd {nbd})" if nbd is not None else ""
     verdict = "within" if kernel / budget <= target else "OVER"
     print(f"total written (/proc write_bytes): {kernel}{extra} = {kernel / budget:.3f} x (move + journal); target {target} x: {verdict}")
 if manual_bytes:
