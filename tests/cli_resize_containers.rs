@@ -302,6 +302,7 @@ fn sparse_vmdk_resize_matches_the_raw_resize() {
 fn flat_and_split_vmdk_resize_matches_the_raw_resize() {
     resize_container("vmdk", "subformat=monolithicFlat", "flat.vmdk");
     resize_container("vmdk", "subformat=twoGbMaxExtentSparse", "split.vmdk");
+    resize_container("vmdk", "subformat=twoGbMaxExtentFlat", "split-flat.vmdk");
 }
 
 #[test]
