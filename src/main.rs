@@ -1,27 +1,34 @@
 //! `winre`: inspect and patch the Windows Recovery Environment inside Windows disk images, offline.
 //!
 //! Each subcommand lives in `src/cmd/`: it parses its arguments, calls a library crate for a
-//! report struct, renders it as text or JSON, and returns the exit code. Exit codes: 0 all good,
-//! 1 a finding (corruption, a failed requirement), 2 an input that could not be read.
+//! report struct, renders it as text or JSON, and returns its [`cli::Exit`]. What every command
+//! shares (exit codes, errors, sizes, threads, JSON, progress, colour) is in `src/cli/`.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cli;
 mod cmd;
+
+use cli::{exit, json, Exit};
 
 #[derive(Parser)]
 #[command(
     name = "winre",
     version,
-    about = "Inspect WinRE inside Windows disk images: offline, read-only, no mounting"
+    about = "Inspect WinRE inside Windows disk images: offline, read-only, no mounting",
+    after_help = exit::HELP_TABLE
 )]
 struct Cli {
+    #[command(flatten)]
+    global: cli::ui::GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
+#[command(after_help = exit::HELP_TABLE)]
 enum Command {
     /// Read standalone WIM files.
     #[command(subcommand)]
@@ -49,8 +56,43 @@ enum Command {
     Undo(cmd::undo::UndoArgs),
 }
 
+/// Whether the command line asks for JSON on stdout (then errors are a JSON document too).
+fn wants_json(args: &[std::ffi::OsString]) -> bool {
+    args.iter().any(|a| a == "--json")
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let json = wants_json(&args);
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    Exit::Usage.into()
+                } else {
+                    Exit::Ok.into()
+                };
+            }
+            if json {
+                // clap's own first line, without its "error: " prefix and its usage lines.
+                let rendered = e.render().to_string();
+                let first = rendered.lines().next().unwrap_or_default();
+                let message = first.strip_prefix("error: ").unwrap_or(first);
+                let _ = json::print_line(&json::error_document(Exit::Usage, message));
+            }
+            let _ = e.print();
+            return Exit::Usage.into();
+        }
+    };
+    cli::ui::init(cli.global, json);
     let result = match &cli.command {
         Command::Wim(c) => cmd::wim::run(c),
         Command::Verify(a) => cmd::verify::run(a),
@@ -64,10 +106,17 @@ fn main() -> ExitCode {
         Command::Undo(a) => cmd::undo::run(a),
     };
     match result {
-        Ok(code) => code,
+        Ok(code) => code.into(),
+        // `winre ... | head`: the reader has what it wanted.
+        Err(e) if exit::is_broken_pipe(&e) => Exit::Ok.into(),
         Err(e) => {
-            eprintln!("winre: {e:#}");
-            ExitCode::from(2)
+            let code = exit::exit_for(&e);
+            let line = exit::one_line(&e);
+            if json {
+                let _ = json::print_line(&json::error_document(code, &line));
+            }
+            eprintln!("winre: {line}");
+            code.into()
         }
     }
 }

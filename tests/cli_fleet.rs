@@ -166,7 +166,7 @@ fn shards_cover_the_list_exactly_once_for_n_1_to_7() {
     // Out-of-range shards are refused before anything is scanned.
     for bad in ["3/3", "0/0", "x/2", "1"] {
         let out = winre(&["scan", "--from-list", list, "--shard", bad]);
-        assert_eq!(out.status.code(), Some(2), "--shard {bad}");
+        assert_eq!(out.status.code(), Some(64), "--shard {bad}: a usage error");
         assert!(out.stdout.is_empty(), "--shard {bad}");
     }
 }

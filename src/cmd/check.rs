@@ -1,14 +1,18 @@
 //! `winre check IMAGE...`: pass or fail each image against a WinRE requirement, for pipelines.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Args;
 use winre_core::scan::{self, Requirement, ScanOptions};
+use winre_core::updates;
 use winre_core::version::WinreVersion;
 
-use super::scan::{parse_size, scan_all, Outcome};
+use super::scan::{scan_all, Outcome};
 use super::source::{ParentArgs, RemoteArgs};
+use crate::cli::color::{paint, Tone};
+use crate::cli::size::parse_size;
+use crate::cli::threads::ThreadsArg;
+use crate::cli::{exit, Exit};
 
 /// Arguments of `winre check`.
 #[derive(Args)]
@@ -25,9 +29,8 @@ pub struct CheckArgs {
     /// Free space the WinRE volume needs: 250MiB, 262144000, 1GiB.
     #[arg(long, value_parser = parse_size, default_value = "262144000")]
     pub min_free: u64,
-    /// Images checked at once (default: the number of cores).
-    #[arg(long)]
-    pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub threads: ThreadsArg,
     #[command(flatten)]
     pub remote: RemoteArgs,
     #[command(flatten)]
@@ -36,7 +39,10 @@ pub struct CheckArgs {
 
 /// Exit 0 when every image passes, 1 when any fails (one line per reason), 2 when any cannot be
 /// read.
-pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &CheckArgs) -> anyhow::Result<Exit> {
+    if let Some(kb) = &args.kb {
+        known_kb(kb)?;
+    }
     let options = ScanOptions {
         required_free_bytes: args.min_free,
         hash: false,
@@ -50,7 +56,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     for outcome in scan_all(
         &args.images,
-        args.jobs,
+        args.threads,
         &options,
         &args.remote,
         &args.parents,
@@ -59,25 +65,48 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
             Outcome::Report(report, _) => {
                 let reasons = scan::check(&report, &requirement);
                 if reasons.is_empty() {
-                    println!("{}: pass", report.source.path);
+                    println!("{}: {}", report.source.path, paint("pass", Tone::Good));
                 } else {
                     failed = true;
                     for reason in reasons {
-                        println!("{}: FAIL: {reason}", report.source.path);
+                        println!(
+                            "{}: {}: {reason}",
+                            report.source.path,
+                            paint("FAIL", Tone::Bad)
+                        );
                     }
                 }
             }
             Outcome::Failed(path, error) => {
                 unreadable = true;
-                println!("{}: ERROR: {error}", path.display());
+                println!("{}: {}: {error}", path.display(), paint("ERROR", Tone::Bad));
             }
         }
     }
     Ok(if unreadable {
-        ExitCode::from(2)
+        Exit::Unreadable
     } else if failed {
-        ExitCode::from(1)
+        Exit::Finding
     } else {
-        ExitCode::SUCCESS
+        Exit::Ok
     })
+}
+
+/// Refuses (usage error, before any image is read) a KB that is not in winre's table, listing
+/// the ones that are.
+fn known_kb(kb: &str) -> anyhow::Result<()> {
+    let wanted = updates::normalize_kb(kb);
+    let mut known: Vec<&str> = updates::known_updates()
+        .iter()
+        .filter_map(|u| u.kb.as_deref())
+        .collect();
+    known.sort_unstable();
+    known.dedup();
+    if known.contains(&wanted.as_str()) {
+        return Ok(());
+    }
+    Err(exit::usage(format!(
+        "--kb {kb}: {wanted} is not in winre's table of WinRE updates; known: {}",
+        known.join(", ")
+    )))
 }

@@ -5,7 +5,6 @@ use std::fs::File;
 use std::io::{self, IsTerminal, Seek, SeekFrom, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,6 +16,9 @@ use winre_disk::partition::{self, DiskReport, Scheme};
 use winre_readat::{Counting, FileReader, ReadAt};
 
 use super::source::{self, ParentArgs, RemoteArgs};
+use crate::cli::progress::Progress;
+use crate::cli::size::human;
+use crate::cli::Exit;
 
 /// `winre disk` subcommands.
 #[derive(Subcommand)]
@@ -52,7 +54,7 @@ pub enum DiskCommand {
     },
 }
 
-pub fn run(command: &DiskCommand) -> anyhow::Result<ExitCode> {
+pub fn run(command: &DiskCommand) -> anyhow::Result<Exit> {
     match command {
         DiskCommand::Info {
             image,
@@ -107,7 +109,7 @@ fn info(
     parents: &ParentArgs,
     stats: bool,
     verify_container: bool,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<Exit> {
     let started = Instant::now();
     let context = || format!("{}", image.display());
     let file = Arc::new(Counting::new(
@@ -166,7 +168,7 @@ fn info_remote(
     stats: bool,
     verify_container: bool,
     remote: &RemoteArgs,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<Exit> {
     let started = Instant::now();
     let options = OpenOptions {
         verify_container,
@@ -186,35 +188,18 @@ fn info_remote(
     finish_info(Path::new(&opened.label), json, &report)
 }
 
-fn finish_info(image: &Path, json: bool, report: &DiskReport) -> anyhow::Result<ExitCode> {
+fn finish_info(image: &Path, json: bool, report: &DiskReport) -> anyhow::Result<Exit> {
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&crate::cli::json::stamped(&report))?
+        );
     } else {
         print!("{}", render(image, report));
     }
     let damaged = report.partitions.iter().any(|p| !p.problems.is_empty())
         || report.partition_table.gpt_source == Some(partition::gpt::Source::Backup);
-    Ok(if damaged {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
-/// Sizes the way sgdisk prints them: one decimal, the largest unit that keeps the number >= 1.
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} bytes")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+    Ok(if damaged { Exit::Finding } else { Exit::Ok })
 }
 
 fn format_name(format: container::Format) -> String {
@@ -368,7 +353,7 @@ const BLOCK_BYTES: u64 = 1024 * 1024;
 /// Blocks the reader may run ahead of the writer.
 const BLOCKS_AHEAD: usize = 4;
 
-fn cat(image: &Path, partition: Option<u32>, parents: &ParentArgs) -> anyhow::Result<ExitCode> {
+fn cat(image: &Path, partition: Option<u32>, parents: &ParentArgs) -> anyhow::Result<Exit> {
     let stdout = io::stdout();
     if stdout.is_terminal() {
         bail!("refusing to write disk bytes to a terminal; redirect stdout (winre disk cat IMAGE > out.img)");
@@ -406,8 +391,8 @@ fn cat(image: &Path, partition: Option<u32>, parents: &ParentArgs) -> anyhow::Re
     let mut out = File::from(stdout.as_fd().try_clone_to_owned()?);
     let sparse = can_leave_holes(&out);
     match stream(source.as_ref(), &mut out, sparse) {
-        Ok(_) => Ok(ExitCode::SUCCESS),
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Ok(_) => Ok(Exit::Ok),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(Exit::Ok),
         Err(e) => Err(anyhow::Error::new(e).context(format!("{}", image.display()))),
     }
 }
@@ -458,10 +443,7 @@ enum Block {
 /// read) are seeked over and the file's length set at the end; otherwise their zeros are written.
 fn stream(source: &dyn ReadAt, out: &mut File, sparse: bool) -> io::Result<u64> {
     let len = source.len();
-    let progress = indicatif::ProgressBar::new(len);
-    if !io::stderr().is_terminal() {
-        progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
+    let progress = Progress::bytes("copying", len);
     let (full_tx, full_rx) = mpsc::sync_channel::<io::Result<Block>>(BLOCKS_AHEAD);
     let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
     let mut written = 0u64;
@@ -508,14 +490,14 @@ fn stream(source: &dyn ReadAt, out: &mut File, sparse: bool) -> io::Result<u64> 
                 }
             };
             written += n;
-            progress.set_position(written);
+            progress.set(written, len);
         }
         if sparse {
             out.set_len(written)?;
         }
         out.flush()
     })?;
-    progress.finish_and_clear();
+    progress.finish();
     if written != len {
         return Err(io::Error::other(format!("wrote {written} of {len} bytes")));
     }

@@ -3,8 +3,8 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
+use crate::cli::Exit;
 use anyhow::{bail, Context};
 use clap::Args;
 use sha2::{Digest, Sha256};
@@ -33,7 +33,7 @@ pub struct ExtractArgs {
     pub parents: ParentArgs,
 }
 
-pub fn run(args: &ExtractArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &ExtractArgs) -> anyhow::Result<Exit> {
     for path in std::iter::once(&args.output).chain(args.reagent.as_ref()) {
         if !args.force && path.exists() {
             bail!("{} exists; pass --force to overwrite it", path.display());
@@ -100,7 +100,7 @@ pub fn run(args: &ExtractArgs) -> anyhow::Result<ExitCode> {
             found.path
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }
 
 fn create(path: &Path, force: bool) -> anyhow::Result<File> {

@@ -3,15 +3,15 @@
 //! 3 manual work (the reason is printed), 2 the image could not be read.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Args;
 use winre_core::plan::{self, Plan, PlanOptions, PlanPartition, Step, Verdict};
 
 use winre_disk::container;
 
-use super::scan::parse_size;
 use super::source::{self, ParentArgs};
+use crate::cli::size::parse_size;
+use crate::cli::Exit;
 
 /// Arguments of `winre plan`.
 #[derive(Args)]
@@ -28,7 +28,7 @@ pub struct PlanArgs {
     pub parents: ParentArgs,
 }
 
-pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &PlanArgs) -> anyhow::Result<Exit> {
     let options = PlanOptions {
         required_free_bytes: args.min_free,
     };
@@ -36,11 +36,18 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
         .map_err(|e| source::with_parent_hint(e).context(args.image.display().to_string()))?;
     let plan = plan::plan_disk(&args.image.display().to_string(), disk, &options)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&plan)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&crate::cli::json::stamped(&plan))?
+        );
     } else {
         print!("{}", render(&plan));
     }
-    Ok(ExitCode::from(plan.exit_code()))
+    Ok(match plan.verdict {
+        Verdict::NothingNeeded => Exit::Ok,
+        Verdict::Offline => Exit::Finding,
+        Verdict::Manual { .. } => Exit::Refused,
+    })
 }
 
 /// The plan as text for people.

@@ -7,7 +7,6 @@
 //! journal is sealed: run `winre undo`).
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -23,7 +22,9 @@ use winre_patch::image::ImageFile;
 use winre_patch::journal::{self, JournalState};
 use winre_patch::plan::{self, ResizeOptions};
 
-use super::scan::parse_size;
+use crate::cli::progress::Progress;
+use crate::cli::size::parse_size;
+use crate::cli::Exit;
 
 /// Arguments of `winre resize`.
 #[derive(Args)]
@@ -95,7 +96,7 @@ fn proc_io() -> Option<ProcIo> {
 struct CliObserver {
     writes: u64,
     stop_after: Option<u64>,
-    bar: indicatif::ProgressBar,
+    bar: Progress,
 }
 
 impl Observer for CliObserver {
@@ -107,21 +108,20 @@ impl Observer for CliObserver {
     }
 
     fn moving(&mut self, done: u64, total: u64) {
-        self.bar.set_length(total);
-        self.bar.set_position(done);
+        self.bar.set(done, total);
     }
 }
 
 /// Maps a patch error to the exit code.
-pub fn exit_for(e: &winre_patch::Error) -> u8 {
+pub fn exit_for(e: &winre_patch::Error) -> Exit {
     match e {
-        winre_patch::Error::Refused(_) | winre_patch::Error::Unsupported(_) => 3,
-        winre_patch::Error::Verify(_) => 4,
-        _ => 2,
+        winre_patch::Error::Refused(_) | winre_patch::Error::Unsupported(_) => Exit::Refused,
+        winre_patch::Error::Verify(_) => Exit::NotReadBack,
+        _ => Exit::Unreadable,
     }
 }
 
-pub fn run(args: &ResizeArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &ResizeArgs) -> anyhow::Result<Exit> {
     let started = Instant::now();
     let journal_path = args
         .journal
@@ -140,7 +140,7 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<ExitCode> {
                 "winre: refused: journal {} exists: {why}",
                 journal_path.display()
             );
-            return Ok(ExitCode::from(3));
+            return Ok(Exit::Refused);
         }
         if args.apply {
             std::fs::remove_file(&journal_path).with_context(|| {
@@ -154,7 +154,7 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<ExitCode> {
             Ok(i) => Some(i),
             Err(e) => {
                 eprintln!("winre: {e}");
-                return Ok(ExitCode::from(exit_for(&e)));
+                return Ok(exit_for(&e));
             }
         }
     } else {
@@ -193,7 +193,7 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<ExitCode> {
                 }
                 _ => {
                     eprintln!("winre: refused: {why}");
-                    return Ok(ExitCode::from(3));
+                    return Ok(Exit::Refused);
                 }
             }
         }
@@ -201,7 +201,7 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<ExitCode> {
             Ok(a) => a,
             Err(e) => {
                 eprintln!("winre: {e}");
-                return Ok(ExitCode::from(exit_for(&e)));
+                return Ok(exit_for(&e));
             }
         },
     };
@@ -219,20 +219,16 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<ExitCode> {
         io: None,
     };
     let code = if report.actions.is_empty() {
-        0
+        Exit::Ok
     } else if let Some(mut image) = image {
         let prepared = match apply::prepare(&image, &table, &report.actions) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("winre: {e}");
-                return Ok(ExitCode::from(exit_for(&e)));
+                return Ok(exit_for(&e));
             }
         };
-        let bar = if args.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-            indicatif::ProgressBar::hidden()
-        } else {
-            indicatif::ProgressBar::new(0)
-        };
+        let bar = Progress::bytes("moving", 0);
         let mut observer = CliObserver {
             writes: 0,
             stop_after: std::env::var("WINRE_TEST_STOP_AFTER_WRITE")
@@ -241,7 +237,7 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<ExitCode> {
             bar,
         };
         let applied = apply::apply(&mut image, prepared, &journal_path, &mut observer);
-        observer.bar.finish_and_clear();
+        observer.bar.finish();
         drop(image);
         match applied {
             Ok(a) => {
@@ -258,26 +254,29 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<ExitCode> {
                         args.image.display(),
                         journal_path.display()
                     );
-                    return Ok(ExitCode::from(4));
+                    return Ok(Exit::NotReadBack);
                 }
-                return Ok(ExitCode::from(exit_for(&e)));
+                return Ok(exit_for(&e));
             }
         }
         let after = scan::scan_path(&args.image, &options)
             .with_context(|| format!("scanning {} after the resize", args.image.display()))?;
         report.free_after_bytes = after.recovery_space.as_ref().map(|s| s.free);
-        0
+        Exit::Ok
     } else {
-        1
+        Exit::Finding
     };
     report.seconds = started.elapsed().as_secs_f64();
     report.io = proc_io();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&crate::cli::json::stamped(&report))?
+        );
     } else {
         print_text(&report);
     }
-    Ok(ExitCode::from(code))
+    Ok(code)
 }
 
 fn print_text(r: &ResizeReport) {

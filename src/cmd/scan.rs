@@ -1,18 +1,20 @@
 //! `winre scan IMAGE...`: where WinRE is, its version, free space and verdicts, per image.
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::Context;
 use clap::Args;
 use rayon::prelude::*;
 use winre_core::report::{ScanReport, WinreStatus};
 use winre_core::scan::{self, ScanOptions};
 
 use super::source::{self, ParentArgs, RemoteArgs};
+use crate::cli::color::{paint, Tone};
+use crate::cli::size::{human, parse_size, plural};
+use crate::cli::threads::ThreadsArg;
 
 use super::scan_list;
+use crate::cli::{json, Exit};
 
 /// Arguments of `winre scan`.
 #[derive(Args)]
@@ -34,9 +36,8 @@ pub struct ScanArgs {
     /// One JSON object per image per line instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Images scanned at once (default: the number of cores).
-    #[arg(long)]
-    pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub threads: ThreadsArg,
     /// Free space the WinRE volume needs: 250MiB, 262144000, 1GiB.
     #[arg(long, value_parser = parse_size, default_value = "262144000")]
     pub min_free: u64,
@@ -61,19 +62,15 @@ pub enum Outcome {
     Failed(PathBuf, String),
 }
 
-/// Scans `images` in parallel on `jobs` threads, results in the order given.
+/// Scans `images` in parallel (no more threads than images), results in the order given.
 pub fn scan_all(
     images: &[PathBuf],
-    jobs: Option<usize>,
+    threads: ThreadsArg,
     options: &ScanOptions,
     remote: &RemoteArgs,
     parents: &ParentArgs,
 ) -> anyhow::Result<Vec<Outcome>> {
-    let mut pool = rayon::ThreadPoolBuilder::new();
-    if let Some(jobs) = jobs {
-        pool = pool.num_threads(jobs.max(1));
-    }
-    let pool = pool.build().context("starting the scan threads")?;
+    let pool = threads.pool(images.len())?;
     Ok(pool.install(|| {
         images
             .par_iter()
@@ -122,11 +119,11 @@ fn scan_input(
 /// The one JSON line `--json` prints for an outcome (without the newline).
 pub fn outcome_json(outcome: &Outcome) -> serde_json::Result<String> {
     match outcome {
-        Outcome::Report(report, _) => serde_json::to_string(report),
-        Outcome::Failed(path, error) => serde_json::to_string(&serde_json::json!({
+        Outcome::Report(report, _) => serde_json::to_string(&json::stamped(report.as_ref())),
+        Outcome::Failed(path, error) => serde_json::to_string(&json::stamped(&serde_json::json!({
             "source": { "path": path.display().to_string() },
             "error": error,
-        })),
+        }))),
     }
 }
 
@@ -148,7 +145,7 @@ pub fn stats_line(report: &ScanReport, ms: f64) -> String {
     )
 }
 
-pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
     let options = ScanOptions {
         required_free_bytes: args.min_free,
         hash: args.hash,
@@ -164,7 +161,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
             &scan_list::ListArgs {
                 list,
                 shard: args.shard,
-                jobs: args.jobs,
+                threads: args.threads,
                 output: args.output.as_deref(),
                 stats: args.stats,
                 remote: &args.remote,
@@ -174,7 +171,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     }
     let outcomes = scan_all(
         &args.images,
-        args.jobs,
+        args.threads,
         &options,
         &args.remote,
         &args.parents,
@@ -201,11 +198,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(if failed {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if failed { Exit::Unreadable } else { Exit::Ok })
 }
 
 /// The text summary, in the spirit of `reagentc /info`.
@@ -268,11 +261,11 @@ pub fn render_text(r: &ScanReport) -> String {
     if let Some(w) = &r.winre.wim {
         let _ = writeln!(
             s,
-            "  Winre.wim:            {} bytes, {}, {} image(s), {} data run(s){}",
+            "  Winre.wim:            {} bytes, {}, {}, {}{}",
             w.size,
             w.compression,
-            w.images,
-            w.data_runs,
+            plural(u64::from(w.images), "image", "images"),
+            plural(w.data_runs as u64, "data run", "data runs"),
             w.sha256
                 .as_deref()
                 .map(|h| format!(", SHA-256 {h}"))
@@ -283,7 +276,7 @@ pub fn render_text(r: &ScanReport) -> String {
         let verdict = if space.shortfall == 0 {
             "enough".to_string()
         } else {
-            format!("short by {}", human(space.shortfall))
+            paint(&format!("short by {}", human(space.shortfall)), Tone::Warn)
         };
         let _ = writeln!(
             s,
@@ -320,67 +313,4 @@ pub fn render_text(r: &ScanReport) -> String {
     }
     s.push('\n');
     s
-}
-
-/// Bytes in the largest binary unit that keeps a whole part.
-pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} bytes")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
-/// A size: a plain number of bytes, or a number with B, KiB, MiB, GiB, TiB (powers of 1024) or
-/// KB, MB, GB, TB (powers of 1000). Case-insensitive; a space before the unit is allowed.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size (e.g. 250MiB, 262144000, 1GiB)"))?;
-    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kib" | "k" => 1 << 10,
-        "mib" | "m" => 1 << 20,
-        "gib" | "g" => 1 << 30,
-        "tib" | "t" => 1 << 40,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        "tb" => 1_000_000_000_000,
-        other => {
-            return Err(format!(
-            "unknown size unit {other:?} in {text:?} (use B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)"
-        ))
-        }
-    };
-    number
-        .checked_mul(factor)
-        .ok_or_else(|| format!("{text:?} is too large"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("250MiB"), Ok(262_144_000));
-        assert_eq!(parse_size("262144000"), Ok(262_144_000));
-        assert_eq!(parse_size("1GiB"), Ok(1_073_741_824));
-        assert_eq!(parse_size("250 mib"), Ok(262_144_000));
-        assert_eq!(parse_size("250MB"), Ok(250_000_000));
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("250XB").is_err());
-        assert!(parse_size("99999999999TiB").is_err());
-    }
 }

@@ -15,18 +15,19 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::{Condvar, Mutex};
 
 use anyhow::{bail, Context};
-use indicatif::{ProgressBar, ProgressStyle};
 use winre_core::scan::ScanOptions;
 
 use super::scan::{outcome_json, scan_one, stats_line, Outcome};
 use super::source::{ParentArgs, RemoteArgs};
+use crate::cli::progress::Progress;
+use crate::cli::threads::ThreadsArg;
+use crate::cli::Exit;
 
 /// How many finished lines may wait for a slower earlier one, per worker.
 const REORDER_WINDOW_PER_JOB: usize = 64;
@@ -66,7 +67,7 @@ impl Shard {
 pub struct ListArgs<'a> {
     pub list: &'a Path,
     pub shard: Option<Shard>,
-    pub jobs: Option<usize>,
+    pub threads: ThreadsArg,
     pub output: Option<&'a Path>,
     pub stats: bool,
     /// How to reach items that are URLs.
@@ -112,7 +113,7 @@ fn path_from_bytes(bytes: &[u8]) -> PathBuf {
 
 /// Scans the shard's items and writes one JSON line per item, in list order. Exit 0 when every
 /// image was read, 2 when any gave an error record.
-pub fn run(args: &ListArgs, options: &ScanOptions) -> anyhow::Result<ExitCode> {
+pub fn run(args: &ListArgs, options: &ScanOptions) -> anyhow::Result<Exit> {
     let name = args.list.display().to_string();
     let items = if args.list == Path::new("-") {
         read_list(io::stdin().lock(), "the list on stdin")?
@@ -127,21 +128,9 @@ pub fn run(args: &ListArgs, options: &ScanOptions) -> anyhow::Result<ExitCode> {
         .filter(|(i, _)| shard.contains(*i))
         .map(|(_, item)| item)
         .collect();
-    let jobs = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
+    let jobs = args.threads.count(mine.len());
 
-    let bar = if io::stderr().is_terminal() {
-        let bar = ProgressBar::new(mine.len() as u64);
-        bar.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} images, {per_sec}, eta {eta} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = Progress::items("scanning", mine.len() as u64, "images");
 
     let errors = match args.output {
         None => {
@@ -182,11 +171,11 @@ pub fn run(args: &ListArgs, options: &ScanOptions) -> anyhow::Result<ExitCode> {
             errors
         }
     };
-    bar.finish_and_clear();
+    bar.finish();
     Ok(if errors > 0 {
-        ExitCode::from(2)
+        Exit::Unreadable
     } else {
-        ExitCode::SUCCESS
+        Exit::Ok
     })
 }
 
@@ -215,7 +204,7 @@ fn scan_ordered(
     jobs: usize,
     (options, remote): (&ScanOptions, &RemoteArgs),
     stats: bool,
-    bar: &ProgressBar,
+    bar: &Progress,
     out: &mut impl Write,
 ) -> anyhow::Result<usize> {
     let window = REORDER_WINDOW_PER_JOB.saturating_mul(jobs);
@@ -288,7 +277,7 @@ fn scan_ordered(
                     }
                     if f.failed {
                         errors += 1;
-                        bar.set_message(format!("{errors} unreadable"));
+                        bar.note(&format!("{errors} unreadable"));
                     }
                     bar.inc(1);
                 }

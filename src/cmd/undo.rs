@@ -5,13 +5,13 @@
 //! 4 the restored bytes did not read back.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Args;
 use winre_patch::journal;
 use winre_patch::undo;
 
 use super::resize::exit_for;
+use crate::cli::Exit;
 
 /// Arguments of `winre undo`.
 #[derive(Args)]
@@ -29,7 +29,7 @@ pub struct UndoArgs {
     pub json: bool,
 }
 
-pub fn run(args: &UndoArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &UndoArgs) -> anyhow::Result<Exit> {
     let journal_path = args
         .journal
         .clone()
@@ -37,7 +37,10 @@ pub fn run(args: &UndoArgs) -> anyhow::Result<ExitCode> {
     match undo::undo(&args.image, &journal_path, args.device) {
         Ok(report) => {
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&crate::cli::json::stamped(&report))?
+                );
             } else if report.image_was_untouched {
                 println!(
                     "{}: the resize stopped before writing the image; nothing to restore",
@@ -61,15 +64,15 @@ pub fn run(args: &UndoArgs) -> anyhow::Result<ExitCode> {
                         .unwrap_or_default()
                 );
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Ok)
         }
         Err(e) => {
             eprintln!("winre: {e}");
             let code = match e {
-                winre_patch::Error::Corrupt { .. } => 3,
+                winre_patch::Error::Corrupt { .. } => Exit::Refused,
                 ref other => exit_for(other),
             };
-            Ok(ExitCode::from(code))
+            Ok(code)
         }
     }
 }

@@ -1,14 +1,13 @@
 //! `winre verify FILE`: integrity table and every blob's SHA-1.
 
 use std::fmt::Write as _;
-use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use super::source::{self, RemoteArgs};
 use super::wim::emit;
+use crate::cli::threads::ThreadsArg;
+use crate::cli::{progress, Exit};
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
 use winre_wim::metadata::StreamKind;
 use winre_wim::verify::{verify, BlobProblem, Progress, VerifyOptions, VerifyReport};
 
@@ -20,9 +19,8 @@ pub struct VerifyArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Worker threads (default: the number of cores).
-    #[arg(long)]
-    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub threads: ThreadsArg,
     /// For a URL: print the requests made and bytes fetched on stderr.
     #[arg(long)]
     pub stats: bool,
@@ -31,34 +29,17 @@ pub struct VerifyArgs {
 }
 
 /// Exit codes: 0 intact, 1 corruption found, 2 the file cannot be checked at all.
-pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &VerifyArgs) -> anyhow::Result<Exit> {
     let shown = source::label(&args.file);
     let (reader, remote) = source::open_bytes(&args.file, &args.remote)?;
-    let mut builder = rayon::ThreadPoolBuilder::new();
-    if let Some(n) = args.threads {
-        anyhow::ensure!(n >= 1, "--threads must be at least 1");
-        builder = builder.num_threads(n);
-    }
-    let pool = builder.build().context("cannot start worker threads")?;
-    let bar = if args.json || !std::io::stderr().is_terminal() {
-        ProgressBar::hidden()
-    } else {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} verifying [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        bar
-    };
-    let on_progress = |p: Progress| {
-        bar.set_length(p.total_bytes);
-        bar.set_position(p.done_bytes);
-    };
+    // The resources are the work, but their number is not known before the WIM is open.
+    let pool = args.threads.pool(usize::MAX)?;
+    let bar = progress::Progress::bytes("verifying", 0);
+    let on_progress = |p: Progress| bar.set(p.done_bytes, p.total_bytes);
     let report = pool
         .install(|| verify(reader, VerifyOptions::default(), &on_progress))
         .with_context(|| format!("cannot verify {shown}"))?;
-    bar.finish_and_clear();
+    bar.finish();
     if let (true, Some(remote)) = (args.stats, &remote) {
         let fetched = remote.stats();
         eprintln!(
@@ -69,14 +50,16 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         );
     }
     if args.json {
-        emit(&serde_json::to_string_pretty(&report)?)?;
+        emit(&serde_json::to_string_pretty(&crate::cli::json::stamped(
+            &report,
+        ))?)?;
     } else {
         emit(&render_report(&report))?;
     }
     Ok(if report.intact {
-        ExitCode::SUCCESS
+        Exit::Ok
     } else {
-        ExitCode::from(1)
+        Exit::Finding
     })
 }
 

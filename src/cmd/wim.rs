@@ -3,8 +3,8 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
+use crate::cli::Exit;
 use anyhow::Context;
 use clap::Subcommand;
 use sha1::Digest;
@@ -55,7 +55,7 @@ pub enum WimCommand {
     Extract(super::wim_extract::ExtractArgs),
 }
 
-pub fn run(command: &WimCommand) -> anyhow::Result<ExitCode> {
+pub fn run(command: &WimCommand) -> anyhow::Result<Exit> {
     match command {
         WimCommand::Info { file, json } => {
             let reader = FileReader::open(file)
@@ -65,13 +65,15 @@ pub fn run(command: &WimCommand) -> anyhow::Result<ExitCode> {
             let info = WimInfo::new(&wim);
             let report = InfoReport::new(&info, &wim);
             if *json {
-                emit(&serde_json::to_string_pretty(&report)?)?;
+                emit(&serde_json::to_string_pretty(&crate::cli::json::stamped(
+                    &report,
+                ))?)?;
             } else {
                 let mut text = render_info(&info);
                 render_file_versions(&mut text, &report);
                 emit(&text)?;
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Ok)
         }
         WimCommand::Ls {
             file,
@@ -138,7 +140,7 @@ fn ls(
     path: Option<&str>,
     long: bool,
     json: bool,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<Exit> {
     let wim = open_wim(file)?;
     let index = resolve_image(&wim, image)?;
     let image = open_image(&wim, index, file)?;
@@ -155,7 +157,7 @@ fn ls(
             entries,
             warnings: image.warnings.clone(),
         };
-        out = serde_json::to_string_pretty(&listing)?;
+        out = serde_json::to_string_pretty(&crate::cli::json::stamped(&listing))?;
     } else if long {
         image.walk(start.id, |d| render_long(&mut out, &image.entry_info(d)));
         out.pop();
@@ -179,7 +181,7 @@ fn ls(
         out.pop();
     }
     emit(&out)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }
 
 /// The JSON document of `winre wim ls --json`.
@@ -225,7 +227,7 @@ fn render_long(out: &mut String, e: &EntryInfo) {
 
 /// `winre wim cat`: exit 0 when the whole stream was written and its SHA-1 matched, 2 otherwise
 /// (unreadable WIM, not found, a directory, a damaged blob).
-fn cat(file: &Path, image: &str, path: &str) -> anyhow::Result<ExitCode> {
+fn cat(file: &Path, image: &str, path: &str) -> anyhow::Result<Exit> {
     let wim = open_wim(file)?;
     let index = resolve_image(&wim, Some(image))?;
     let image = open_image(&wim, index, file)?;
@@ -264,7 +266,7 @@ fn cat(file: &Path, image: &str, path: &str) -> anyhow::Result<ExitCode> {
         }
     };
     if stream.hash.is_zero() {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Exit::Ok);
     }
     let blob = image.blob(&stream.hash).ok_or_else(|| {
         anyhow::anyhow!(
@@ -283,7 +285,7 @@ fn cat(file: &Path, image: &str, path: &str) -> anyhow::Result<ExitCode> {
     });
     match result {
         Err(Fault::Read(winre_wim::Error::Io(e))) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-            return Ok(ExitCode::SUCCESS)
+            return Ok(Exit::Ok)
         }
         other => other.map_err(winre_wim::Error::from)?,
     }
@@ -294,7 +296,7 @@ fn cat(file: &Path, image: &str, path: &str) -> anyhow::Result<ExitCode> {
         "{path}: data written, but its SHA-1 is {actual}, not {} (the WIM is damaged)",
         blob.sha1
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }
 
 fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {

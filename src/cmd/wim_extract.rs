@@ -11,7 +11,6 @@ use std::fs::File;
 use std::io::Write as _;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::rc::Rc;
 
 use anyhow::Context;
@@ -25,6 +24,7 @@ use winre_wim::resource::Fault;
 use winre_wim::{Sha1Digest, Wim};
 
 use super::wim::{emit, open_image, open_wim, resolve_image};
+use crate::cli::Exit;
 
 /// The long help of `winre wim extract`.
 pub const LONG_ABOUT: &str = "\
@@ -122,7 +122,7 @@ struct Extractor<'a, R> {
 }
 
 /// Runs `winre wim extract`.
-pub fn run(args: &ExtractArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &ExtractArgs) -> anyhow::Result<Exit> {
     let wim = open_wim(&args.file)?;
     let index = resolve_image(&wim, Some(&args.image))?;
     let image = open_image(&wim, index, &args.file)?;
@@ -152,7 +152,9 @@ pub fn run(args: &ExtractArgs) -> anyhow::Result<ExitCode> {
     }
     let report = ex.report;
     if args.json {
-        emit(&serde_json::to_string_pretty(&report)?)?;
+        emit(&serde_json::to_string_pretty(&crate::cli::json::stamped(
+            &report,
+        ))?)?;
     } else {
         for s in &report.skipped {
             eprintln!("winre: skipped {}: {}", s.path, s.reason);
@@ -171,9 +173,9 @@ pub fn run(args: &ExtractArgs) -> anyhow::Result<ExitCode> {
         ))?;
     }
     Ok(if report.skipped.is_empty() {
-        ExitCode::SUCCESS
+        Exit::Ok
     } else {
-        ExitCode::from(1)
+        Exit::Finding
     })
 }
 

@@ -10,6 +10,7 @@ pub mod file_versions;
 pub mod locate;
 pub mod ntfs;
 pub mod plan;
+pub mod problem;
 pub mod reagent;
 pub mod report;
 pub mod scan;

@@ -22,6 +22,7 @@ use winre_readat::ReadAt;
 
 use crate::bcd::{self, BcdDevice, BcdWinre};
 use crate::ntfs::{FileHandle, NtfsVolume};
+use crate::problem::{Problem, ProblemCode};
 use crate::reagent::{self, ReagentConfig};
 use crate::software::{self, SoftwareVersions};
 use crate::{fat, Error, Result};
@@ -171,7 +172,7 @@ impl DiskView {
 
     /// NTFS partitions holding a `Windows\System32` directory, in table order. A volume that
     /// cannot be read is skipped and reported in `problems`.
-    pub fn os_partitions(&self, problems: &mut Vec<String>) -> Vec<u32> {
+    pub fn os_partitions(&self, problems: &mut Vec<Problem>) -> Vec<u32> {
         let mut found = Vec::new();
         for part in &self.table.partitions {
             if part.filesystem != Filesystem::Ntfs {
@@ -186,9 +187,12 @@ impl DiskView {
             match probe() {
                 Ok(true) => found.push(part.number),
                 Ok(false) => {}
-                Err(e) => problems.push(format!(
-                    "partition {}: NTFS volume could not be read: {e}",
-                    part.number
+                Err(e) => problems.push(Problem::new(
+                    ProblemCode::VolumeUnreadable,
+                    format!(
+                        "partition {}: NTFS volume could not be read: {e}",
+                        part.number
+                    ),
                 )),
             }
         }
@@ -301,7 +305,7 @@ impl DiskView {
         reagent: Option<&FoundReagent>,
         bcd: Option<&FoundBcd>,
         os_partitions: &[u32],
-        problems: &mut Vec<String>,
+        problems: &mut Vec<Problem>,
     ) -> Option<FoundWim> {
         let mut candidates: Vec<(u32, String, FoundBy)> = Vec::new();
         if let Some(r) = reagent {
@@ -310,9 +314,9 @@ impl DiskView {
                 Some(offset) if offset != 0 && !path.is_empty() => {
                     match self.table.partitions.iter().find(|p| p.start_bytes == offset) {
                         Some(part) => candidates.push((part.number, join(path, "Winre.wim"), FoundBy::Reagent)),
-                        None => problems.push(format!(
+                        None => problems.push(Problem::new(ProblemCode::ReagentOffsetMismatch, format!(
                             "ReAgent.xml points WinRE at the partition starting at byte {offset}, but no partition starts there"
-                        )),
+                        ))),
                     }
                 }
                 _ => {}
@@ -362,7 +366,10 @@ impl DiskView {
                 Ok(Some(found)) => return Some(found),
                 Ok(None) => {}
                 Err(e) => {
-                    let line = format!("partition {number}: could not look for {path}: {e}");
+                    let line = Problem::new(
+                        ProblemCode::VolumeUnreadable,
+                        format!("partition {number}: could not look for {path}: {e}"),
+                    );
                     if !problems.contains(&line) {
                         problems.push(line);
                     }

@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use crate::problem::Problem;
 use crate::updates::UpdateStatus;
 use crate::version::WinreVersion;
 
@@ -26,8 +27,8 @@ pub struct ScanReport {
     pub recovery_space: Option<RecoverySpace>,
     /// Known WinRE updates for the WinRE build family, and whether the image has each.
     pub updates: Vec<UpdateStatus>,
-    /// Findings, one human-readable sentence each.
-    pub problems: Vec<String>,
+    /// Findings: a stable machine code and one human-readable sentence each.
+    pub problems: Vec<Problem>,
     /// Bytes read from the image to produce this report.
     pub stats: ReadSummary,
 }

@@ -17,6 +17,7 @@ use winre_readat::{Counting, ReadAt};
 use winre_wim::codec::Compression;
 
 use crate::locate::{self, DiskView, FoundBcd, FoundReagent, FoundWim};
+use crate::problem::{Problem, ProblemCode};
 use crate::report::{
     BcdSummary, PartitionSummary, ReadSummary, ReagentSummary, RecoverySpace, ScanReport,
     SourceInfo, TableSummary, VersionSources, WimSummary, WinreReport, WinreStatus,
@@ -72,40 +73,53 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
     let mut problems = Vec::new();
     for part in &view.table.partitions {
         if part.filesystem == Filesystem::Bitlocker {
-            problems.push(format!(
+            problems.push(Problem::new(ProblemCode::Bitlocker, format!(
                 "partition {} is BitLocker-encrypted: winre cannot look inside it (unlock it and scan a decrypted image)",
                 part.number
-            ));
+            )));
         }
     }
     let os_partitions = view.os_partitions(&mut problems);
     if os_partitions.is_empty() {
-        problems.push(r"no OS volume found (an NTFS partition with \Windows\System32)".to_string());
+        problems.push(Problem::new(
+            ProblemCode::NoOsVolume,
+            r"no OS volume found (an NTFS partition with \Windows\System32)",
+        ));
     }
     let reagent = view.reagent(&os_partitions).unwrap_or_else(|e| {
-        problems.push(format!("ReAgent.xml could not be read: {e}"));
+        problems.push(Problem::new(
+            ProblemCode::ReagentUnreadable,
+            format!("ReAgent.xml could not be read: {e}"),
+        ));
         None
     });
     if reagent.is_none() && !os_partitions.is_empty() {
-        problems.push(format!(
-            "no ReAgent.xml ({}) on the OS volume",
-            locate::REAGENT_PATH
+        problems.push(Problem::new(
+            ProblemCode::NoReagent,
+            format!("no ReAgent.xml ({}) on the OS volume", locate::REAGENT_PATH),
         ));
     }
     let bcd = view.bcd().unwrap_or_else(|e| {
-        problems.push(format!("BCD store could not be read: {e}"));
+        problems.push(Problem::new(
+            ProblemCode::BcdUnreadable,
+            format!("BCD store could not be read: {e}"),
+        ));
         None
     });
     let software = view.software_versions(&os_partitions).unwrap_or_else(|e| {
-        problems.push(format!("SOFTWARE hive could not be read: {e}"));
+        problems.push(Problem::new(
+            ProblemCode::SoftwareUnreadable,
+            format!("SOFTWARE hive could not be read: {e}"),
+        ));
         None
     });
     if let Some(text) = software
         .as_ref()
         .and_then(|s| s.winre_version_unparsed.as_deref())
     {
-        problems.push(format!(
-            "registry WinREVersion {text:?} is not a version MAJOR.MINOR.BUILD.REVISION"
+        problems.push(Problem::new(
+            ProblemCode::RegistryVersionInvalid,
+            format!("registry WinREVersion {text:?} is not a version MAJOR.MINOR.BUILD.REVISION"),
         ));
     }
     let registry = software.as_ref().and_then(|s| s.winre_version);
@@ -120,9 +134,12 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
         Some(f) => match read_wim(f, options.hash) {
             Ok((summary, version)) => (Some(summary), version),
             Err(e) => {
-                problems.push(format!(
-                    "Winre.wim (partition {}, {}) could not be read: {e}",
-                    f.partition, f.path
+                problems.push(Problem::new(
+                    ProblemCode::WimUnreadable,
+                    format!(
+                        "Winre.wim (partition {}, {}) could not be read: {e}",
+                        f.partition, f.path
+                    ),
                 ));
                 (None, None)
             }
@@ -260,7 +277,7 @@ fn hex(bytes: &[u8]) -> String {
 /// Findings about where WinRE is and what says so.
 #[allow(clippy::too_many_arguments)]
 fn judge(
-    problems: &mut Vec<String>,
+    problems: &mut Vec<Problem>,
     status: WinreStatus,
     found: &Option<FoundWim>,
     reagent: Option<&FoundReagent>,
@@ -271,22 +288,22 @@ fn judge(
     registry: Option<WinreVersion>,
 ) {
     match status {
-        WinreStatus::NotFound => problems.push("no Winre.wim found: this system has no working recovery environment".to_string()),
-        WinreStatus::Disabled => problems.push(
+        WinreStatus::NotFound => problems.push(Problem::new(ProblemCode::WinreNotFound, "no Winre.wim found: this system has no working recovery environment")),
+        WinreStatus::Disabled => problems.push(Problem::new(ProblemCode::WinreDisabled,
             "WinRE is disabled (ReAgent.xml InstallState 0); updates that service WinRE will not be offered until `reagentc /enable`"
                 .to_string(),
-        ),
+        )),
         WinreStatus::Enabled => {}
     }
     if let (Some(f), Some(r)) = (found, reagent) {
         if r.config.enabled() == Some(true) && f.found_by != locate::FoundBy::Reagent {
-            problems.push(format!(
+            problems.push(Problem::new(ProblemCode::WinreElsewhere, format!(
                 "ReAgent.xml says WinRE is at {} (partition offset {}), but Winre.wim was found elsewhere ({} on partition {})",
                 r.config.location_path.as_deref().unwrap_or(""),
                 r.config.location_offset.unwrap_or(0),
                 f.path,
                 f.partition
-            ));
+            )));
         }
     }
     if let Some(b) = bcd {
@@ -302,33 +319,39 @@ fn judge(
             if wanted.trim_matches(['{', '}']) != loader.trim_matches(['{', '}'])
                 && !is_zero_guid(wanted)
             {
-                problems.push(format!(
+                problems.push(Problem::new(ProblemCode::BcdIdMismatch, format!(
                     "ReAgent.xml names BCD entry {wanted}, but the OS loader's recoverysequence is {loader}"
-                ));
+                )));
             }
         }
         if status == WinreStatus::Enabled && b.winre.recovery_sequence.is_empty() {
-            problems.push("the default OS loader in the BCD has no recoverysequence: WinRE will not start on boot failure".to_string());
+            problems.push(Problem::new(ProblemCode::NoRecoverySequence, "the default OS loader in the BCD has no recoverysequence: WinRE will not start on boot failure"));
         }
     }
     match (wim_xml, registry) {
-        (Some(w), Some(r)) if w != r => problems.push(format!(
+        (Some(w), Some(r)) if w != r => problems.push(Problem::new(
+            ProblemCode::VersionMismatch,
+            format!(
             "version mismatch: Winre.wim's XML says {w}, the registry's WinREVersion claims {r}"
+        ),
         )),
         _ => {}
     }
     if let Some(f) = found {
         if f.file.attributes().sparse {
-            problems.push(format!("{} is a sparse file", f.path));
+            problems.push(Problem::new(
+                ProblemCode::SparseWim,
+                format!("{} is a sparse file", f.path),
+            ));
         }
         if let (Some(rec), Some(&os)) = (view.partition(f.partition), os_partitions.first()) {
             if rec.kind == Kind::Recovery {
                 if let Some(os_part) = view.partition(os) {
                     if rec.start_bytes < os_part.start_bytes {
-                        problems.push(format!(
+                        problems.push(Problem::new(ProblemCode::RecoveryBeforeOs, format!(
                             "the recovery partition ({}) lies before the OS partition ({}): Microsoft's resize procedure (KB5028997) needs it right after the OS partition",
                             rec.number, os
-                        ));
+                        )));
                     }
                 }
             }
@@ -347,7 +370,7 @@ fn recovery_space(
     found: &Option<FoundWim>,
     status: WinreStatus,
     options: &ScanOptions,
-    problems: &mut Vec<String>,
+    problems: &mut Vec<Problem>,
 ) -> Option<RecoverySpace> {
     let recovery_partition = view
         .table
@@ -369,11 +392,11 @@ fn recovery_space(
             let free = space.free_bytes();
             let shortfall = options.required_free_bytes.saturating_sub(free);
             if shortfall > 0 {
-                problems.push(format!(
+                problems.push(Problem::new(ProblemCode::ShortOfSpace, format!(
                     "partition {number} has {free} bytes free; WinRE updates need {} (short by {shortfall} bytes, {} MiB)",
                     options.required_free_bytes,
                     shortfall.div_ceil(1 << 20)
-                ));
+                )));
             }
             Some(RecoverySpace {
                 partition: number,
@@ -386,8 +409,9 @@ fn recovery_space(
         }
         Ok(None) => None,
         Err(e) => {
-            problems.push(format!(
-                "free space of partition {number} could not be counted: {e}"
+            problems.push(Problem::new(
+                ProblemCode::FreeSpaceUnknown,
+                format!("free space of partition {number} could not be counted: {e}"),
             ));
             None
         }
@@ -497,7 +521,7 @@ pub fn locate_disk(label: &str, disk: Disk) -> Result<LocatedWinre> {
             let mut message = format!("no Winre.wim in {label}");
             for p in &problems {
                 message.push_str("; ");
-                message.push_str(p);
+                message.push_str(&p.message);
             }
             crate::Error::NotFound(message)
         })?;
@@ -532,10 +556,7 @@ pub fn check(report: &ScanReport, requirement: &Requirement) -> Vec<String> {
         }
     }
     if let Some(kb) = &requirement.kb {
-        let trimmed = kb.trim();
-        let wanted = updates::kb_number(trimmed)
-            .or_else(|| updates::kb_number(&format!("KB{trimmed}")))
-            .unwrap_or_else(|| trimmed.to_ascii_uppercase());
+        let wanted = updates::normalize_kb(kb);
         match report
             .updates
             .iter()

@@ -126,6 +126,14 @@ pub fn kb_number(text: &str) -> Option<String> {
         })
 }
 
+/// A KB as the user typed it (`KB5057589`, `kb5057589`, `5057589`) in the table's spelling.
+pub fn normalize_kb(text: &str) -> String {
+    let trimmed = text.trim();
+    kb_number(trimmed)
+        .or_else(|| kb_number(&format!("KB{trimmed}")))
+        .unwrap_or_else(|| trimmed.to_ascii_uppercase())
+}
+
 /// The embedded table (empty only if the embedded file fails to parse, which a unit test rules out).
 pub fn known_updates() -> &'static [UpdateRow] {
     static ROWS: OnceLock<Vec<UpdateRow>> = OnceLock::new();

@@ -18,6 +18,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use sha2::{Digest, Sha256};
+use winre_core::problem::ProblemCode;
 use winre_core::report::{ScanReport, WinreStatus};
 use winre_core::scan::{self, Requirement, ScanOptions};
 
@@ -346,12 +347,16 @@ fn gpt_recovery_too_small_and_registry_claims_newer() {
     let space = r.recovery_space.as_ref().unwrap();
     assert!(space.shortfall > 0);
     assert!(
-        r.problems.iter().any(|p| p.contains("version mismatch")),
+        r.problems
+            .iter()
+            .any(|p| p.code == ProblemCode::VersionMismatch),
         "{:#?}",
         r.problems
     );
     assert!(
-        r.problems.iter().any(|p| p.contains("short by")),
+        r.problems
+            .iter()
+            .any(|p| p.code == ProblemCode::ShortOfSpace && p.message.contains("short by")),
         "{:#?}",
         r.problems
     );
@@ -378,7 +383,7 @@ fn gpt_recovery_first() {
     assert!(
         r.problems
             .iter()
-            .any(|p| p.contains("before the OS partition")),
+            .any(|p| p.code == ProblemCode::RecoveryBeforeOs),
         "{:#?}",
         r.problems
     );
@@ -426,7 +431,9 @@ fn no_winre_at_all() {
     let r = check_layout("none");
     assert!(r.recovery_space.is_none());
     assert!(
-        r.problems.iter().any(|p| p.contains("no Winre.wim")),
+        r.problems
+            .iter()
+            .any(|p| p.code == ProblemCode::WinreNotFound),
         "{:#?}",
         r.problems
     );

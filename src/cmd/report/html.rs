@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::records::{version_key, Row};
 use super::summary::Summary;
-use crate::cmd::scan::human;
+use crate::cli::size::human;
 
 const CSS: &str = include_str!("report.css");
 const JS: &str = include_str!("report.js");

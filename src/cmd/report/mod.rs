@@ -7,8 +7,8 @@ mod summary;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
+use crate::cli::Exit;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
@@ -49,7 +49,7 @@ pub struct HtmlArgs {
 
 /// Exit 0 when every line was a scan record, 2 when some were not (they are named on stderr and
 /// left out). Error records of unreadable images are counted, not an error of the report.
-pub fn run(command: &ReportCommand) -> anyhow::Result<ExitCode> {
+pub fn run(command: &ReportCommand) -> anyhow::Result<Exit> {
     let inputs = match command {
         ReportCommand::Merge(a) => &a.inputs,
         ReportCommand::Html(a) => &a.inputs,
@@ -65,7 +65,10 @@ pub fn run(command: &ReportCommand) -> anyhow::Result<ExitCode> {
                 write_to(csv, |out| summary::write_csv(&loaded.rows, out))?;
             }
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&summary)?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&crate::cli::json::stamped(&summary))?
+                );
             } else {
                 print!("{}", summary::render_text(&summary));
             }
@@ -76,9 +79,9 @@ pub fn run(command: &ReportCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(if loaded.malformed.is_empty() {
-        ExitCode::SUCCESS
+        Exit::Ok
     } else {
-        ExitCode::from(2)
+        Exit::Unreadable
     })
 }
 

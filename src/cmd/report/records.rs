@@ -94,9 +94,18 @@ struct Record {
     #[serde(default)]
     updates: Vec<Update>,
     #[serde(default)]
-    problems: Vec<String>,
+    problems: Vec<RecordProblem>,
     #[serde(default)]
     stats: Option<Stats>,
+}
+
+/// A problem as written by this winre (`{"code", "message"}`) or by one before problem codes
+/// (a bare sentence): merging old and new runs keeps working.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum RecordProblem {
+    Coded { message: String },
+    Text(String),
 }
 
 #[derive(Deserialize)]
@@ -173,7 +182,13 @@ pub fn parse_line(line: &str) -> Result<Row, String> {
         wim_data_runs: wim.map(|w| w.data_runs),
         space: record.recovery_space,
         updates: record.updates,
-        problems: record.problems,
+        problems: record
+            .problems
+            .into_iter()
+            .map(|p| match p {
+                RecordProblem::Coded { message } | RecordProblem::Text(message) => message,
+            })
+            .collect(),
         bytes_read: record.stats.map(|s| s.bytes_read),
         error: record.error,
     })

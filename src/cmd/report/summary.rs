@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::records::{version_key, Loaded, Row};
-use crate::cmd::scan::human;
+use crate::cli::size::human;
 
 /// The merged counts (`winre report merge --json`).
 #[derive(Debug, Serialize)]

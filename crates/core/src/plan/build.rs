@@ -33,6 +33,7 @@ use super::{
 };
 use crate::locate::{self, DiskView, FoundBcd, FoundBy, FoundReagent};
 use crate::ntfs::NtfsVolume;
+use crate::problem::{Problem, ProblemCode};
 use crate::updates::REQUIRED_FREE_BYTES;
 use crate::{Error, Result};
 
@@ -165,11 +166,17 @@ impl<'v> Planner<'v> {
         let mut notes = Vec::new();
         let os_partitions = view.os_partitions(&mut notes);
         self.reagent = view.reagent(&os_partitions).unwrap_or_else(|e| {
-            notes.push(format!("ReAgent.xml could not be read: {e}"));
+            notes.push(Problem::new(
+                ProblemCode::ReagentUnreadable,
+                format!("ReAgent.xml could not be read: {e}"),
+            ));
             None
         });
         self.bcd = view.bcd().unwrap_or_else(|e| {
-            notes.push(format!("BCD store could not be read: {e}"));
+            notes.push(Problem::new(
+                ProblemCode::BcdUnreadable,
+                format!("BCD store could not be read: {e}"),
+            ));
             None
         });
         let found = view.locate(
@@ -178,7 +185,7 @@ impl<'v> Planner<'v> {
             &os_partitions,
             &mut notes,
         );
-        self.plan.notes.append(&mut notes);
+        self.plan.notes.extend(notes.into_iter().map(|p| p.message));
 
         // The OS partition: the first NTFS volume with \Windows\System32, else (its contents
         // cannot be read) the first BitLocker partition.
