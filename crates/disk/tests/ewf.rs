@@ -452,7 +452,7 @@ fn odd_source_reads_like_ewfexport(len: usize, text: bool, compression: &str) {
     );
     assert_eq!(
         disk.info.notes.iter().any(|n| n.contains("into a sector")),
-        len % 512 != 0,
+        !len.is_multiple_of(512),
         "{what}: {:?}",
         disk.info.notes
     );

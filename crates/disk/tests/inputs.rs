@@ -3,6 +3,13 @@
 //! and formats refused by name. Each image is written by qemu-img / qemu-io (or, for SESparse,
 //! which only ESXi writes, byte by byte from the layout qemu's vmdk driver reads) and compared
 //! with `qemu-img convert -O raw`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::panic
+)]
 
 mod common;
 

@@ -135,7 +135,10 @@ impl FileReader {
         }
         // Back to blocking reads (O_NONBLOCK means nothing to regular files and disks on Linux,
         // but other systems may honour it).
-        rustix::fs::fcntl_setfl(&file, rustix::fs::fcntl_getfl(&file)? - OFlags::NONBLOCK)?;
+        rustix::fs::fcntl_setfl(
+            &file,
+            rustix::fs::fcntl_getfl(&file)?.difference(OFlags::NONBLOCK),
+        )?;
         Self::new(file)
     }
 
