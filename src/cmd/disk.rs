@@ -55,6 +55,8 @@ pub enum DiskCommand {
 }
 
 pub fn run(command: &DiskCommand) -> anyhow::Result<Exit> {
+    let (DiskCommand::Info { image, .. } | DiskCommand::Cat { image, .. }) = command;
+    source::warn_journal(image, None);
     match command {
         DiskCommand::Info {
             image,

@@ -31,6 +31,8 @@ pub struct ExtractArgs {
     pub force: bool,
     #[command(flatten)]
     pub parents: ParentArgs,
+    #[command(flatten)]
+    pub journal: super::source::JournalArgs,
 }
 
 pub fn run(args: &ExtractArgs) -> anyhow::Result<Exit> {
@@ -39,6 +41,7 @@ pub fn run(args: &ExtractArgs) -> anyhow::Result<Exit> {
             bail!("{} exists; pass --force to overwrite it", path.display());
         }
     }
+    super::source::warn_journal(&args.image, args.journal.journal.as_deref());
     let disk = container::open(&args.image, &args.parents.options())
         .map_err(|e| source::with_parent_hint(e).context(args.image.display().to_string()))?;
     let located = scan::locate_disk(&args.image.display().to_string(), disk)?;

@@ -3,6 +3,7 @@
 pub mod check;
 pub mod disk;
 pub mod extract;
+pub mod history;
 pub mod plan;
 pub mod report;
 pub mod resize;

@@ -5,10 +5,11 @@ use std::time::Instant;
 
 use clap::Args;
 use rayon::prelude::*;
+use winre_core::problem::{Problem, ProblemCode};
 use winre_core::report::{ScanReport, WinreStatus};
 use winre_core::scan::{self, ScanOptions};
 
-use super::source::{self, ParentArgs, RemoteArgs};
+use super::source::{self, JournalArgs, ParentArgs, RemoteArgs};
 use crate::cli::color::{paint, Tone};
 use crate::cli::size::{human, parse_size, plural};
 use crate::cli::threads::ThreadsArg;
@@ -44,6 +45,10 @@ pub struct ScanArgs {
     /// Also read the whole Winre.wim and give its SHA-256.
     #[arg(long)]
     pub hash: bool,
+    /// Also read the event logs, servicing state and PowerShell history, and give a verdict per
+    /// WinRE update (as `winre history`).
+    #[arg(long)]
+    pub history: bool,
     /// Print bytes read and time taken per image on stderr (for URLs also the requests made
     /// and bytes fetched).
     #[arg(long)]
@@ -52,6 +57,8 @@ pub struct ScanArgs {
     pub remote: RemoteArgs,
     #[command(flatten)]
     pub parents: ParentArgs,
+    #[command(flatten)]
+    pub journal: JournalArgs,
 }
 
 /// One image's outcome.
@@ -69,26 +76,39 @@ pub fn scan_all(
     options: &ScanOptions,
     remote: &RemoteArgs,
     parents: &ParentArgs,
+    journal: Option<&Path>,
 ) -> anyhow::Result<Vec<Outcome>> {
     let pool = threads.pool(images.len())?;
     Ok(pool.install(|| {
         images
             .par_iter()
-            .map(|path| scan_one(path, options, remote, parents))
+            .map(|path| scan_one(path, options, remote, parents, journal))
             .collect()
     }))
 }
 
 /// Scans one image, a local path or a URL; every image of `winre scan`, listed or not, goes
-/// through here.
+/// through here. A `winre resize` journal next to the image (or `journal`) becomes a problem.
 pub fn scan_one(
     path: &Path,
     options: &ScanOptions,
     remote: &RemoteArgs,
     parents: &ParentArgs,
+    journal: Option<&Path>,
 ) -> Outcome {
     let started = Instant::now();
     let scanned = scan_input(path, options, remote, parents);
+    let notice = source::journal_notice(path, journal);
+    let scanned = match (scanned, notice) {
+        (Ok(mut report), Some(notice)) => {
+            report
+                .problems
+                .push(Problem::new(ProblemCode::ResizeJournal, notice));
+            Ok(report)
+        }
+        (Err(e), Some(notice)) => Err(format!("{e}; {notice}")),
+        (scanned, None) => scanned,
+    };
     match scanned {
         Ok(report) => Outcome::Report(Box::new(report), started.elapsed().as_secs_f64() * 1000.0),
         // A URL is shown redacted, in error records too.
@@ -149,6 +169,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
     let options = ScanOptions {
         required_free_bytes: args.min_free,
         hash: args.hash,
+        history: args.history,
     };
     if let Some(list) = &args.from_list {
         if !args.parents.parents.is_empty() {
@@ -175,14 +196,17 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
         &options,
         &args.remote,
         &args.parents,
+        args.journal.journal.as_deref(),
     )?;
     let mut failed = false;
+    let mut code = Exit::Ok;
     for outcome in &outcomes {
         if args.json {
             println!("{}", outcome_json(outcome)?);
         }
         match outcome {
             Outcome::Report(report, ms) => {
+                code = code.max(exit_code_of(report));
                 if !args.json {
                     print!("{}", render_text(report));
                 }
@@ -198,7 +222,22 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
             }
         }
     }
-    Ok(if failed { Exit::Unreadable } else { Exit::Ok })
+    Ok(if failed { Exit::Unreadable } else { code })
+}
+
+/// The exit code a scanned image asks for: 2 when it is not a disk image, 1 when it is damaged
+/// (truncated, nothing readable), else 0.
+pub fn exit_code_of(report: &ScanReport) -> Exit {
+    match report
+        .problems
+        .iter()
+        .filter_map(|p| p.code.scan_exit_code())
+        .max()
+    {
+        Some(2) => Exit::Unreadable,
+        Some(_) => Exit::Finding,
+        None => Exit::Ok,
+    }
 }
 
 /// The text summary, in the spirit of `reagentc /info`.
@@ -303,6 +342,17 @@ pub fn render_text(r: &ScanReport) -> String {
             let _ = writeln!(s, "    {state:<14} >= {min:<18} {}", u.title);
         }
     }
+    for f in &r.winre.version_sources.files {
+        let shown = match (&f.error, &f.file_version, &f.product_version) {
+            (Some(e), _, _) => format!("unreadable ({e})"),
+            (None, Some(file), Some(product)) => format!("file {file}, product {product}"),
+            _ => "no fixed version".to_string(),
+        };
+        let _ = writeln!(s, "  {:<21} {shown}", format!("{}:", file_name(&f.path)));
+    }
+    if let Some(h) = &r.history {
+        s.push_str(&super::history::render_history(h));
+    }
     if r.problems.is_empty() {
         let _ = writeln!(s, "  Problems:             none");
     } else {
@@ -313,4 +363,8 @@ pub fn render_text(r: &ScanReport) -> String {
     }
     s.push('\n');
     s
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('\\').next().unwrap_or(path)
 }

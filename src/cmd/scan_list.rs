@@ -239,7 +239,7 @@ fn scan_ordered(
                 // A panic in one image's scan (a bug) becomes that image's error record: the
                 // writer waits for every index, so a lost one would hang the run.
                 let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    scan_one(item, options, remote, &ParentArgs::default())
+                    scan_one(item, options, remote, &ParentArgs::default(), None)
                 }))
                 .unwrap_or_else(|_| {
                     Outcome::Failed(item.clone(), "internal error: the scan panicked".into())

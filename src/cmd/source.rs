@@ -170,3 +170,43 @@ pub fn open_disk(
         remote: Some(reader),
     })
 }
+
+/// `--journal FILE` for reader commands: where to look for a `winre resize` journal.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct JournalArgs {
+    /// A `winre resize` journal to report on (default: IMAGE.winre-journal, when it exists).
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<std::path::PathBuf>,
+}
+
+/// What a `winre resize` journal next to a local `image` (or at `journal`) says, and what to
+/// run; `None` when there is none. Every reader command shows it: the bytes read may be half
+/// of a resize.
+pub fn journal_notice(image: &Path, journal: Option<&Path>) -> Option<String> {
+    use winre_patch::journal::{self, JournalState};
+    if is_remote(image) {
+        return None;
+    }
+    let path = journal.map_or_else(|| journal::default_path(image), Path::to_path_buf);
+    if journal.is_none() && !path.is_file() {
+        return None;
+    }
+    let shown = path.display();
+    let undo = format!("`winre undo {}`", image.display());
+    Some(match journal::read(&path) {
+        Err(e) => format!("a winre journal {shown} is there but cannot be read ({e}); run {undo} to see what it holds"),
+        Ok(j) => match j.state {
+            JournalState::Saving => format!("an incomplete winre journal {shown} is there: a resize stopped while saving regions, before writing the image; run {undo} to confirm and clear it"),
+            JournalState::Sealed => format!("an incomplete winre journal {shown} is there: a resize stopped half-way and the image may be partly written; run {undo} before trusting this image"),
+            JournalState::Complete => format!("a complete winre journal {shown} is there: this image was resized by winre; {undo} puts the original bytes back"),
+            JournalState::Undone => format!("a winre journal {shown} is there: its resize was undone, the image holds its original bytes (the journal can be removed)"),
+        },
+    })
+}
+
+/// Prints [`journal_notice`] on stderr, for commands whose output has no place for it.
+pub fn warn_journal(image: &Path, journal: Option<&Path>) {
+    if let Some(notice) = journal_notice(image, journal) {
+        eprintln!("winre: note: {}: {notice}", image.display());
+    }
+}
