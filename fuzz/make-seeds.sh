@@ -134,6 +134,39 @@ mkdir -p "$tmp/split"
 quiet qemu-img convert -f raw -O vmdk -o subformat=twoGbMaxExtentSparse "$raw" "$tmp/split/t.vmdk"
 { sed 's/"t-s001.vmdk"/"extent.vmdk"/' "$tmp/split/t.vmdk"; printf '\n--extent--\n'; cat "$tmp/split/t-s001.vmdk"; } >"$tmp/split.seed"
 seed container_vmdk "$tmp/split.seed" descriptor-sparse
+# A backing chain (child + separator + base, as the qcow2 target splits it), and a child whose
+# backing name is itself (a loop).
+quiet qemu-img create -f qcow2 -o cluster_size=4096 "$tmp/base.img" 1M
+quiet qemu-img create -f qcow2 -o cluster_size=4096 -b base.img -F qcow2 "$tmp/child.qcow2"
+{ cat "$tmp/child.qcow2"; printf '\n--parent--\n'; cat "$tmp/base.img"; } >"$tmp/chain.seed"
+seed container_qcow2 "$tmp/chain.seed" chain
+quiet qemu-img create -f qcow2 -o cluster_size=4096 -u -b disk.qcow2 -F qcow2 "$tmp/loop.qcow2" 1M
+{ cat "$tmp/loop.qcow2"; printf '\n--parent--\n'; } >"$tmp/loop.seed"
+seed container_qcow2 "$tmp/loop.seed" loop
+# SESparse: only ESXi writes it, so the seed is laid out by hand as qemu's vmdk driver reads it
+# (crates/disk/tests/inputs.rs does the same and checks qemu-img reads it alike): a bare extent,
+# and a seSparse descriptor with it as its extent.
+python3 - "$tmp/se.vmdk" <<'PY'
+import struct, sys
+sectors, grains_at = 2048, 72
+h = struct.pack("<6Q", 0xCAFEBABE, 0x200000001, sectors, 8, 64, 0) + bytes(32)
+for off, size in [(1, 1), (0, 0), (0, 0), (2, 1), (3, 64), (0, 0), (0, 0), (grains_at, 256)]:
+    h += struct.pack("<2Q", off, size)
+f = bytearray(h.ljust(512, b"\0"))
+f += struct.pack("<Q", 0xCAFECAFE).ljust(512, b"\0")
+f += struct.pack("<Q", 0x1000000000000000).ljust(512, b"\0")
+gt = bytearray(64 * 512)
+def stored(n): return 0x3000000000000000 | ((n & 0xFFF) << 48) | (n >> 12)
+for grain, gte in [(0, stored(0)), (1, stored(2)), (2, 0x2000000000000000), (3, 0x1000000000000000)]:
+    struct.pack_into("<Q", gt, grain * 8, gte)
+f += gt
+f = f.ljust(grains_at * 512, b"\0")
+f += b"".join(bytes([g]) * 4096 for g in (0xA0, 0, 0xA2))
+open(sys.argv[1], "wb").write(f)
+PY
+seed container_vmdk "$tmp/se.vmdk" sesparse-extent
+{ printf '# Disk DescriptorFile\nversion=1\nCID=0badcafe\nparentCID=ffffffff\ncreateType="seSparse"\n\nRW 2048 SESPARSE "extent.vmdk"\n'; printf '\n--extent--\n'; cat "$tmp/se.vmdk"; } >"$tmp/se-desc.seed"
+seed container_vmdk "$tmp/se-desc.seed" descriptor-sesparse
 head -c 131072 "$raw" >"$tmp/small.raw"
 for c in fast none; do
     quiet ewfacquire -u -q -t "$tmp/e-$c" -C case -D winre-seed -E 1 -e winre -N none -c "$c" -b 16 "$tmp/small.raw"

@@ -178,10 +178,10 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
     };
     if let Some(list) = &args.from_list {
         if !args.parents.parents.is_empty() {
-            anyhow::bail!(
+            return Err(crate::cli::exit::usage(
                 "--parent names the parents of the images given on the command line; with \
-                 --from-list each image's chain is followed from its recorded names"
-            );
+                 --from-list each image's chain is followed from its recorded names",
+            ));
         }
         return scan_list::run(
             &scan_list::ListArgs {

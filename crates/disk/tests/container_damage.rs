@@ -270,6 +270,22 @@ fn differencing_vhd_reads_through_its_parent() {
     assert!(ours[(k * block_bytes) as usize..second_half]
         .iter()
         .any(|&b| b != 0xEE));
+    // The parent under the name the child records, next to it: followed without --parent,
+    // and checked by its unique id all the same.
+    std::fs::copy(&parent.path, child.path.with_file_name("parent.vhd")).unwrap();
+    let followed = child.open().unwrap();
+    assert_eq!(followed.info.chain.len(), 1);
+    assert_eq!(followed.info.chain[0].recorded, "parent.vhd");
+    assert!(!followed.info.chain[0].given);
+    let mut again = vec![0u8; followed.reader.len() as usize];
+    followed.reader.read_exact_at(0, &mut again).unwrap();
+    assert!(again == expected);
+    std::fs::copy(
+        fixtures().join("vhd-fixed.vhd"),
+        child.path.with_file_name("parent.vhd"),
+    )
+    .unwrap();
+    assert!(corrupt_message(child.open()).contains("parent"));
 }
 
 // --- VHDX -----------------------------------------------------------------------------------

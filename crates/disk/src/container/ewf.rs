@@ -257,6 +257,92 @@ impl EwfReader {
                 format!("{} bytes asked of a {expected}-byte chunk", out.len()),
             ));
         }
+        if !self.is_last(index) {
+            return self
+                .decode_stored(index, &chunk, segment, out, expected)
+                .map(|_| ());
+        }
+        let mut whole = self.decode_last(index, &chunk, segment, expected)?;
+        whole.truncate(out.len());
+        out.copy_from_slice(&whole);
+        Ok(())
+    }
+
+    fn is_last(&self, index: u64) -> bool {
+        index.saturating_add(1) == self.chunks.len() as u64
+    }
+
+    /// The last chunk as stored: the media's bytes, then those of a source that did not end on
+    /// a sector boundary. libewf stores every byte it read (an acquisition of 4097 bytes has
+    /// one chunk of 4097 bytes and its Adler-32, and the MD5 covers all of them) while the
+    /// volume section counts whole sectors (8, so 4096 bytes of media, as ewfexport writes).
+    /// The stored length comes from the chunk's bounds in the table and its section.
+    fn decode_last(
+        &self,
+        index: u64,
+        chunk: &Chunk,
+        segment: &Segment,
+        expected: u64,
+    ) -> Result<Vec<u8>> {
+        let slack = u64::from(self.geometry.bytes_per_sector).saturating_sub(1);
+        let stored_data = u64::from(chunk.stored_bytes).saturating_sub(4);
+        let len = if chunk.compressed {
+            expected.saturating_add(slack)
+        } else if (expected..=expected.saturating_add(slack)).contains(&stored_data) {
+            stored_data
+        } else {
+            expected
+        };
+        let mut whole = vec![0u8; usize::try_from(len).unwrap_or(0)];
+        let produced = match self.decode_stored(index, chunk, segment, &mut whole, expected) {
+            Ok(produced) => produced,
+            // Bytes after the chunk that are padding, not data: the checksum follows the media.
+            Err(_) if !chunk.compressed && len != expected => {
+                whole.truncate(usize::try_from(expected).unwrap_or(0));
+                self.decode_stored(index, chunk, segment, &mut whole, expected)?
+            }
+            Err(e) => return Err(e),
+        };
+        whole.truncate(usize::try_from(produced).unwrap_or(0));
+        Ok(whole)
+    }
+
+    /// The last chunk's stored bytes past the media (see [`Self::decode_last`]); empty when the
+    /// media ends on the chunk's end.
+    fn tail_past_media(&self) -> Result<Vec<u8>> {
+        let Some(index) = (self.chunks.len() as u64).checked_sub(1) else {
+            return Ok(Vec::new());
+        };
+        let chunk = self
+            .chunks
+            .get(usize::try_from(index).unwrap_or(usize::MAX))
+            .copied();
+        let (Some(chunk), expected) = (chunk, self.geometry.chunk_len(index)) else {
+            return Ok(Vec::new());
+        };
+        let segment = self
+            .segments
+            .get(usize::from(chunk.segment))
+            .ok_or_else(|| self.chunk_error(index, &chunk, "no such segment".into()))?;
+        let whole = self.decode_last(index, &chunk, segment, expected)?;
+        Ok(whole
+            .get(usize::try_from(expected).unwrap_or(usize::MAX)..)
+            .unwrap_or_default()
+            .to_vec())
+    }
+
+    /// Reads, checks and inflates one chunk into `out`: exactly `out.len()` bytes when the chunk
+    /// is stored, at least `min_len` of them when it is compressed (then `out` is cut to the
+    /// inflated length).
+    fn decode_stored(
+        &self,
+        index: u64,
+        chunk: &Chunk,
+        segment: &Segment,
+        out: &mut [u8],
+        min_len: u64,
+    ) -> Result<u64> {
+        let capacity = out.len() as u64;
         if chunk.compressed {
             let mut input = vec![0u8; usize::try_from(chunk.stored_bytes).unwrap_or(0)];
             segment.file.read_exact_at(chunk.offset, &mut input)?;
@@ -266,28 +352,28 @@ impl EwfReader {
                 .map_err(|e| {
                     self.chunk_error(
                         index,
-                        &chunk,
+                        chunk,
                         format!("zlib data or its Adler-32 checksum is wrong: {e}"),
                     )
                 })?;
-            // `out` holds exactly the chunk: a stream that would inflate to more does not end.
-            if status != Status::StreamEnd || inflater.total_out() != expected {
+            // `out` holds at most the chunk: a stream that would inflate to more does not end.
+            let produced = inflater.total_out();
+            if status != Status::StreamEnd || !(min_len..=capacity).contains(&produced) {
                 return Err(self.chunk_error(
                     index,
-                    &chunk,
+                    chunk,
                     format!(
-                        "inflates to {} bytes or more ({status:?}), expected {expected}",
-                        inflater.total_out()
+                        "inflates to {produced} bytes or more ({status:?}), expected {min_len}"
                     ),
                 ));
             }
-            Ok(())
+            Ok(produced)
         } else {
-            let with_checksum = expected.saturating_add(4);
+            let with_checksum = capacity.saturating_add(4);
             if with_checksum > u64::from(chunk.stored_bytes) {
                 return Err(self.chunk_error(
                     index,
-                    &chunk,
+                    chunk,
                     format!(
                         "{} bytes stored, an uncompressed chunk needs {with_checksum}",
                         chunk.stored_bytes
@@ -298,17 +384,17 @@ impl EwfReader {
             let mut checksum = [0u8; 4];
             segment
                 .file
-                .read_exact_at(chunk.offset.saturating_add(expected), &mut checksum)?;
+                .read_exact_at(chunk.offset.saturating_add(capacity), &mut checksum)?;
             let stored = u32::from_le_bytes(checksum);
             let computed = adler32(out);
             if stored != computed {
                 return Err(self.chunk_error(
                     index,
-                    &chunk,
+                    chunk,
                     format!("Adler-32 checksum mismatch: stored 0x{stored:08x}, computed 0x{computed:08x}"),
                 ));
             }
-            Ok(())
+            Ok(capacity)
         }
     }
 }
@@ -887,6 +973,12 @@ pub fn open(path: &Path, options: &OpenOptions) -> Result<Disk> {
                     ));
                 }
                 notes.push("MD5 verified: the media matches the stored hash".into());
+                let tail = reader.tail_past_media()?.len();
+                if tail > 0 {
+                    notes.push(format!(
+                        "the source ended {tail} byte(s) into a sector: the last chunk stores them and the MD5 covers them, but the media (as ewfexport writes it) ends at the last whole sector"
+                    ));
+                }
             }
         }
         None if options.verify_container => {
@@ -924,6 +1016,8 @@ fn media_md5(reader: &EwfReader) -> Result<[u8; 16]> {
         hasher.update(&*block);
         offset = offset.saturating_add(take as u64);
     }
+    // libewf hashes every byte it read, also those of a last partial sector.
+    hasher.update(reader.tail_past_media()?);
     Ok(hasher.finalize().into())
 }
 

@@ -313,8 +313,12 @@ pub(crate) fn open_in(file: Arc<dyn ReadAt>, options: &OpenOptions, chain: &Chai
         None => None,
         Some((name, format)) => {
             let as_raw = format.as_deref() == Some("raw");
-            let (parent, links) =
-                chain.open_parent("qcow2 backing file", &[name.clone()], as_raw, options)?;
+            let (parent, links) = chain.open_parent(
+                "qcow2 backing file",
+                std::slice::from_ref(name),
+                as_raw,
+                options,
+            )?;
             if parent.info.virtual_size < header.size {
                 notes.push(format!(
                     "backing file {} is {} bytes, smaller than the image: the rest reads as zeros",

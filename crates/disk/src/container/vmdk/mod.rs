@@ -976,6 +976,9 @@ impl Descriptor {
     }
 }
 
+/// A parent disk's bytes and the chain below the child, the parent first.
+type OpenedParent = (Arc<dyn ReadAt>, Vec<ChainLink>);
+
 /// Opens the parent of a child disk from its `parentFileNameHint` (or `options.parents`),
 /// checking that it is as large as the child.
 fn open_parent(
@@ -983,7 +986,7 @@ fn open_parent(
     capacity_bytes: u64,
     options: &OpenOptions,
     chain: &Chain,
-) -> Result<Option<(Arc<dyn ReadAt>, Vec<ChainLink>)>> {
+) -> Result<Option<OpenedParent>> {
     if !descriptor.has_parent() {
         return Ok(None);
     }
