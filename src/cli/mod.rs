@@ -8,5 +8,6 @@ pub mod progress;
 pub mod size;
 pub mod threads;
 pub mod ui;
+pub mod version;
 
 pub use exit::Exit;

@@ -1,0 +1,213 @@
+//! The CLI contract shared by every command: the exit-code table in each `--help`, usage errors
+//! (exit 64, a JSON error document with `--json`), `-j/--threads`, `--version`, and the shell
+//! completions and man pages generated from the same definitions, checked with bash and `man -l`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn winre(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_winre"))
+        .args(args)
+        .output()
+        .expect("run winre")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The man pages, written by `winre man` into `dir`: (file name, command words).
+fn man_pages(dir: &Path) -> Vec<(String, Vec<String>)> {
+    let out = winre(&["man", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let mut pages: Vec<(String, Vec<String>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .map(|name| {
+            let words = name
+                .trim_end_matches(".1")
+                .split('-')
+                .skip(1)
+                .map(str::to_string)
+                .collect();
+            (name, words)
+        })
+        .collect();
+    pages.sort();
+    pages
+}
+
+#[test]
+fn every_command_has_a_man_page_that_man_renders_and_a_help_with_the_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let pages = man_pages(dir.path());
+    let names: Vec<&str> = pages.iter().map(|(n, _)| n.as_str()).collect();
+    for expected in [
+        "winre.1",
+        "winre-scan.1",
+        "winre-check.1",
+        "winre-disk-info.1",
+        "winre-wim-ls.1",
+        "winre-report-merge.1",
+        "winre-completions.1",
+    ] {
+        assert!(names.contains(&expected), "{expected} missing from {names:?}");
+    }
+    for (name, words) in &pages {
+        // man-db renders the page from the file itself (-l), as a user would read it.
+        let rendered = Command::new("man")
+            .arg("-l")
+            .arg(dir.path().join(name))
+            .env("MANPAGER", "cat")
+            .env("MANWIDTH", "100")
+            .output()
+            .expect("man (man-db) is installed by fixtures/install-tools.sh");
+        assert!(rendered.status.success(), "{name}: {}", text(&rendered.stderr));
+        let page = text(&rendered.stdout);
+        assert!(page.contains("NAME") && page.contains("SYNOPSIS"), "{name}:\n{page}");
+        assert!(page.contains("Exit codes:"), "{name} has no exit-code table:\n{page}");
+
+        let mut args: Vec<&str> = words.iter().map(String::as_str).collect();
+        args.push("--help");
+        let help = winre(&args);
+        assert_eq!(help.status.code(), Some(0), "{args:?}");
+        let help = text(&help.stdout);
+        assert!(
+            help.contains("Exit codes:") && help.contains("64  usage error"),
+            "{args:?}:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn bash_completion_loads_and_completes_commands_and_flags() {
+    let script = winre(&["completions", "bash"]);
+    assert_eq!(script.status.code(), Some(0));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("winre.bash");
+    std::fs::write(&path, &script.stdout).unwrap();
+    // Load the script in a real bash and ask its completion function, as readline would.
+    let complete = |words: &str, cword: usize| -> String {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source '{}' && COMP_WORDS=({words}) && COMP_CWORD={cword} && \
+                 COMP_LINE='{words}' && COMP_POINT=${{#COMP_LINE}} && _winre winre && \
+                 printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+                path.display()
+            ))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let commands = complete("winre s", 1);
+    assert!(commands.lines().any(|l| l == "scan"), "{commands}");
+    let flags = complete("winre scan --th", 2);
+    assert!(flags.lines().any(|l| l == "--threads"), "{flags}");
+    let shells = complete("winre completions p", 2);
+    assert!(shells.lines().any(|l| l == "powershell"), "{shells}");
+    for shell in ["zsh", "fish", "powershell"] {
+        let out = winre(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        assert!(text(&out.stdout).contains("scan"), "{shell}");
+    }
+}
+
+#[test]
+fn version_names_the_commit_build_date_and_kb_table() {
+    let out = winre(&["--version"]);
+    assert_eq!(out.status.code(), Some(0));
+    let version = text(&out.stdout);
+    let root = env!("CARGO_MANIFEST_DIR");
+    if let Ok(git) = Command::new("git")
+        .args(["-C", root, "rev-parse", "--short=12", "HEAD"])
+        .output()
+    {
+        if git.status.success() {
+            let commit = text(&git.stdout).trim().to_string();
+            assert!(version.contains(&format!("commit:     {commit}")), "{version}");
+        }
+    }
+    let csv = std::fs::read_to_string(Path::new(root).join("crates/core/data/winre-updates.csv"))
+        .unwrap();
+    let newest = csv
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.split(',').nth(2))
+        .max()
+        .unwrap();
+    assert!(version.contains(&format!("KB table:   {newest}")), "{version}");
+    let sha = Command::new("sha256sum")
+        .arg(Path::new(root).join("crates/core/data/winre-updates.csv"))
+        .output()
+        .unwrap();
+    let sha = text(&sha.stdout);
+    assert!(version.contains(sha.split_whitespace().next().unwrap()), "{version}");
+    assert!(version.contains("built:      20"), "{version}");
+    assert!(version.contains("features:"), "{version}");
+}
+
+#[test]
+fn usage_errors_exit_64_and_with_json_print_one_error_document() {
+    let missing = "/nonexistent/disk.img";
+    // An unknown KB is refused before any image is read (an unreadable image would exit 2).
+    let out = winre(&["check", missing, "--kb", "KB1234567"]);
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("KB1234567") && err.contains("KB5034441"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(out.stdout.is_empty());
+    // A known KB reaches the image.
+    let out = winre(&["check", missing, "--kb", "kb5034441"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+
+    let out = winre(&["scan", missing, "--min-free", "250"]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(text(&out.stderr).contains("did you mean 250MiB?"), "{}", text(&out.stderr));
+    for bad in ["0", "100000", "many"] {
+        let out = winre(&["scan", missing, "-j", bad]);
+        assert_eq!(out.status.code(), Some(64), "-j {bad}");
+        let out = winre(&["verify", missing, "--jobs", bad]);
+        assert_eq!(out.status.code(), Some(64), "--jobs {bad}");
+    }
+    let out = winre(&["scan", "--no-such-flag", missing]);
+    assert_eq!(out.status.code(), Some(64));
+
+    // With --json: exactly one JSON document on stdout, also for a usage error.
+    for args in [
+        &["scan", "--json", missing, "--min-free", "12"][..],
+        &["verify", "--json", missing, "--bogus"][..],
+        &["disk", "info", "--json", missing][..],
+        &["wim", "info", "--json", missing][..],
+    ] {
+        let out = winre(args);
+        let stdout = text(&out.stdout);
+        let doc: serde_json::Value = serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: not one JSON document ({e}): {stdout}"));
+        let code = doc["error"]["code"].as_str().unwrap_or_default();
+        let expected = if out.status.code() == Some(64) {
+            "usage"
+        } else {
+            "unreadable"
+        };
+        assert_eq!(code, expected, "{args:?}: {doc}");
+        assert!(doc["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert_eq!(doc["winre_version"], env!("CARGO_PKG_VERSION"));
+        assert!(doc["schema_version"].as_u64().is_some());
+    }
+}
+
+#[test]
+fn more_threads_than_images_start_no_more_threads_than_images() {
+    // 1024 threads asked for one image: the pool is capped at one, so this is quick and fine.
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("x.img");
+    std::fs::write(&bogus, b"not a disk").unwrap();
+    let started = std::time::Instant::now();
+    let out = winre(&["scan", "-j", "1024", "--json", bogus.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(started.elapsed().as_secs() < 10);
+}
