@@ -53,7 +53,10 @@ fn every_command_has_a_man_page_that_man_renders_and_a_help_with_the_exit_codes(
         "winre-report-merge.1",
         "winre-completions.1",
     ] {
-        assert!(names.contains(&expected), "{expected} missing from {names:?}");
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
     }
     for (name, words) in &pages {
         // man-db renders the page from the file itself (-l), as a user would read it.
@@ -64,10 +67,20 @@ fn every_command_has_a_man_page_that_man_renders_and_a_help_with_the_exit_codes(
             .env("MANWIDTH", "100")
             .output()
             .expect("man (man-db) is installed by fixtures/install-tools.sh");
-        assert!(rendered.status.success(), "{name}: {}", text(&rendered.stderr));
+        assert!(
+            rendered.status.success(),
+            "{name}: {}",
+            text(&rendered.stderr)
+        );
         let page = text(&rendered.stdout);
-        assert!(page.contains("NAME") && page.contains("SYNOPSIS"), "{name}:\n{page}");
-        assert!(page.contains("Exit codes:"), "{name} has no exit-code table:\n{page}");
+        assert!(
+            page.contains("NAME") && page.contains("SYNOPSIS"),
+            "{name}:\n{page}"
+        );
+        assert!(
+            page.contains("Exit codes:"),
+            "{name} has no exit-code table:\n{page}"
+        );
 
         let mut args: Vec<&str> = words.iter().map(String::as_str).collect();
         args.push("--help");
@@ -128,7 +141,10 @@ fn version_names_the_commit_build_date_and_kb_table() {
     {
         if git.status.success() {
             let commit = text(&git.stdout).trim().to_string();
-            assert!(version.contains(&format!("commit:     {commit}")), "{version}");
+            assert!(
+                version.contains(&format!("commit:     {commit}")),
+                "{version}"
+            );
         }
     }
     let csv = std::fs::read_to_string(Path::new(root).join("crates/core/data/winre-updates.csv"))
@@ -139,13 +155,19 @@ fn version_names_the_commit_build_date_and_kb_table() {
         .filter_map(|l| l.split(',').nth(2))
         .max()
         .unwrap();
-    assert!(version.contains(&format!("KB table:   {newest}")), "{version}");
+    assert!(
+        version.contains(&format!("KB table:   {newest}")),
+        "{version}"
+    );
     let sha = Command::new("sha256sum")
         .arg(Path::new(root).join("crates/core/data/winre-updates.csv"))
         .output()
         .unwrap();
     let sha = text(&sha.stdout);
-    assert!(version.contains(sha.split_whitespace().next().unwrap()), "{version}");
+    assert!(
+        version.contains(sha.split_whitespace().next().unwrap()),
+        "{version}"
+    );
     assert!(version.contains("built:      20"), "{version}");
     assert!(version.contains("features:"), "{version}");
 }
@@ -157,7 +179,10 @@ fn usage_errors_exit_64_and_with_json_print_one_error_document() {
     let out = winre(&["check", missing, "--kb", "KB1234567"]);
     assert_eq!(out.status.code(), Some(64), "{}", text(&out.stderr));
     let err = text(&out.stderr);
-    assert!(err.contains("KB1234567") && err.contains("KB5034441"), "{err}");
+    assert!(
+        err.contains("KB1234567") && err.contains("KB5034441"),
+        "{err}"
+    );
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(out.stdout.is_empty());
     // A known KB reaches the image.
@@ -166,7 +191,11 @@ fn usage_errors_exit_64_and_with_json_print_one_error_document() {
 
     let out = winre(&["scan", missing, "--min-free", "250"]);
     assert_eq!(out.status.code(), Some(64));
-    assert!(text(&out.stderr).contains("did you mean 250MiB?"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("did you mean 250MiB?"),
+        "{}",
+        text(&out.stderr)
+    );
     for bad in ["0", "100000", "many"] {
         let out = winre(&["scan", missing, "-j", bad]);
         assert_eq!(out.status.code(), Some(64), "-j {bad}");
@@ -194,7 +223,9 @@ fn usage_errors_exit_64_and_with_json_print_one_error_document() {
             "unreadable"
         };
         assert_eq!(code, expected, "{args:?}: {doc}");
-        assert!(doc["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(doc["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
         assert_eq!(doc["winre_version"], env!("CARGO_PKG_VERSION"));
         assert!(doc["schema_version"].as_u64().is_some());
     }
@@ -210,4 +241,139 @@ fn more_threads_than_images_start_no_more_threads_than_images() {
     let out = winre(&["scan", "-j", "1024", "--json", bogus.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(started.elapsed().as_secs() < 10);
+}
+
+fn demo() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/demo/winre-demo.qcow2")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn extract_prints_what_sha256sum_checks_and_json_and_stdout_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    let wim = dir.path().join("winre.wim");
+    let xml = dir.path().join("ReAgent.xml");
+    let out = winre(&[
+        "extract",
+        &demo(),
+        "-o",
+        wim.to_str().unwrap(),
+        "--reagent",
+        xml.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let sums = dir.path().join("SHA256SUMS");
+    std::fs::write(&sums, &out.stdout).unwrap();
+    assert_eq!(
+        text(&out.stdout).lines().count(),
+        2,
+        "{}",
+        text(&out.stdout)
+    );
+    // coreutils reads our stdout as its own format and agrees with the files written.
+    let check = Command::new("sha256sum")
+        .arg("-c")
+        .arg(&sums)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", text(&check.stdout));
+    assert!(text(&check.stdout).contains(": OK"));
+    // Where each came from is on stderr, not mixed into the hash lines.
+    assert!(
+        text(&out.stderr).contains("partition 4"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // The one overwrite rule: refused (exit 3) without --force, nothing changed.
+    let again = winre(&["extract", &demo(), "-o", wim.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(3));
+    assert!(text(&again.stderr).contains("--force"));
+
+    // -o -: the WIM on stdout, byte for byte what went to the file.
+    let piped = winre(&["extract", &demo(), "-o", "-"]);
+    assert_eq!(piped.status.code(), Some(0), "{}", text(&piped.stderr));
+    assert_eq!(piped.stdout, std::fs::read(&wim).unwrap());
+
+    let json = winre(&[
+        "extract",
+        "--json",
+        &demo(),
+        "-o",
+        wim.to_str().unwrap(),
+        "--force",
+    ]);
+    assert_eq!(json.status.code(), Some(0));
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let sum = text(&std::fs::read(&sums).unwrap());
+    let first_hash = sum.split_whitespace().next().unwrap();
+    assert_eq!(doc["files"][0]["sha256"], first_hash);
+    assert_eq!(doc["files"][0]["partition"], 4);
+    assert_eq!(doc["schema_version"], 2);
+}
+
+#[test]
+fn check_json_is_one_document_with_a_verdict_per_image() {
+    let out = winre(&["check", "--json", &demo(), "/nonexistent.img"]);
+    assert_eq!(out.status.code(), Some(2));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["pass"], false);
+    let images = doc["images"].as_array().unwrap();
+    assert_eq!(images.len(), 2);
+    assert_eq!(images[0]["pass"], false);
+    assert!(images[0]["reasons"][0]
+        .as_str()
+        .unwrap()
+        .contains("short by"));
+    assert!(images[1]["error"].as_str().is_some());
+    let pass = winre(&["check", "--json", &demo(), "--min-free", "1MiB"]);
+    assert_eq!(pass.status.code(), Some(0), "{}", text(&pass.stdout));
+    let doc: serde_json::Value = serde_json::from_slice(&pass.stdout).unwrap();
+    assert_eq!(doc["pass"], true);
+}
+
+#[test]
+fn flags_that_need_from_list_fail_alone() {
+    for args in [
+        &["scan", "-o", "x.jsonl", "a.img"][..],
+        &["scan", "--shard", "0/2", "a.img"][..],
+    ] {
+        let out = winre(args);
+        assert_eq!(out.status.code(), Some(64), "{args:?}");
+        assert!(
+            text(&out.stderr).contains("--from-list"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn report_on_a_file_that_is_not_json_lines_stops_with_a_count_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("notes.txt");
+    let body: String = (0..200).map(|i| format!("line {i} of prose\n")).collect();
+    std::fs::write(&junk, body).unwrap();
+    let page = dir.path().join("report.html");
+    let out = winre(&[
+        "report",
+        "html",
+        junk.to_str().unwrap(),
+        "-o",
+        page.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("stopped after 5 lines"), "{err}");
+    assert!(
+        err.lines().count() <= 8,
+        "a few lines, not one per line:\n{err}"
+    );
+    assert!(err.contains("no scan records"), "{err}");
+    assert!(!page.exists(), "no HTML without scan records");
+    let out = winre(&["report", "merge", junk.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
 }

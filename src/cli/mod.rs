@@ -4,6 +4,7 @@
 pub mod color;
 pub mod exit;
 pub mod json;
+pub mod output;
 pub mod progress;
 pub mod size;
 pub mod threads;

@@ -34,6 +34,9 @@ pub struct ScanArgs {
     /// Write the JSON Lines to FILE (via FILE.partial, renamed when the run completes).
     #[arg(short, long, value_name = "FILE", requires = "from_list")]
     pub output: Option<PathBuf>,
+    /// Overwrite the -o file if it exists.
+    #[arg(long, requires = "output")]
+    pub force: bool,
     /// One JSON object per image per line instead of text.
     #[arg(long)]
     pub json: bool,
@@ -152,6 +155,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
                 shard: args.shard,
                 threads: args.threads,
                 output: args.output.as_deref(),
+                force: args.force,
                 stats: args.stats,
                 remote: &args.remote,
             },
