@@ -14,14 +14,13 @@ fn main() {
             println!("cargo:rerun-if-changed={p}");
         }
     }
-    let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
-    let dirty =
-        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
-    let commit = if dirty {
-        format!("{commit}-dirty")
-    } else {
-        commit
-    };
+    println!("cargo:rerun-if-env-changed=WINRE_GIT_COMMIT");
+    // A build without .git (docker build, a tarball) may be told its commit.
+    let commit = std::env::var("WINRE_GIT_COMMIT")
+        .ok()
+        .filter(|c| !c.is_empty() && c != "unknown")
+        .or_else(|| git(&["rev-parse", "--short=12", "HEAD"]))
+        .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=WINRE_GIT_COMMIT={commit}");
     println!("cargo:rustc-env=WINRE_BUILD_DATE={}", build_date());
 
