@@ -377,3 +377,77 @@ fn report_on_a_file_that_is_not_json_lines_stops_with_a_count_and_writes_nothing
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    // Enough output to fill the pipe: the reader stops after one line, as `| head -1` does.
+    let demo = demo();
+    let images: Vec<&str> = std::iter::repeat_n(demo.as_str(), 120).collect();
+    for args in [
+        [&["scan"][..], &images[..]].concat(),
+        [&["scan", "--json"][..], &images[..]].concat(),
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_winre"))
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(first.contains("winre-demo.qcow2"), "{first}");
+        // The read end is dropped here.
+        let out = child.wait_with_output().unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{}: {err}", args[1]);
+        assert!(
+            !err.contains("panicked") && !err.contains("Broken pipe"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn wim_cat_writes_text_but_no_binary_to_a_terminal() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let built = Command::new("bash")
+        .arg(root.join("fixtures/make-tree-wims.sh"))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(built.success());
+    let wim = root.join("fixtures/cache/tree-wims/tree-lzx.wim");
+    // util-linux script(1) gives winre a pseudo-terminal as stdout; -e passes its exit code.
+    let on_terminal = |path: &str| -> Output {
+        Command::new("script")
+            .args(["-qec"])
+            .arg(format!(
+                "{} wim cat {} 1 {path}",
+                env!("CARGO_BIN_EXE_winre"),
+                wim.display()
+            ))
+            .arg("/dev/null")
+            .output()
+            .expect("script (util-linux)")
+    };
+    let binary = on_terminal("/Windows/System32/winpeshl.exe");
+    assert_eq!(binary.status.code(), Some(64), "{}", text(&binary.stdout));
+    assert!(text(&binary.stdout).contains("refusing to write it to a terminal"));
+    assert!(!text(&binary.stdout).contains("MZ"));
+    let txt = on_terminal("/Windows/System32/text.txt");
+    assert_eq!(txt.status.code(), Some(0));
+    assert!(text(&txt.stdout).contains("recovery environment"));
+    // To a pipe the binary is written as is.
+    let piped = winre(&[
+        "wim",
+        "cat",
+        wim.to_str().unwrap(),
+        "1",
+        "/Windows/System32/winpeshl.exe",
+    ]);
+    assert_eq!(piped.status.code(), Some(0));
+    assert!(piped.stdout.starts_with(b"MZ"));
+}

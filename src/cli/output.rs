@@ -45,3 +45,13 @@ pub fn create(path: &Path, force: bool) -> anyhow::Result<File> {
         }
     })
 }
+
+/// Writes `text` to stdout. A closed pipe (`winre scan ... | head`) comes back as the error
+/// main ends quietly on, where `print!` would panic.
+pub fn print(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}

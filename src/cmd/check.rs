@@ -13,7 +13,7 @@ use super::source::RemoteArgs;
 use crate::cli::color::{paint, Tone};
 use crate::cli::size::parse_size;
 use crate::cli::threads::ThreadsArg;
-use crate::cli::{exit, json, Exit};
+use crate::cli::{exit, json, output, Exit};
 
 /// Arguments of `winre check`.
 #[derive(Args)]
@@ -90,14 +90,18 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Exit> {
                         error: None,
                     });
                 } else if reasons.is_empty() {
-                    println!("{}: {}", report.source.path, paint("pass", Tone::Good));
+                    output::print(&format!(
+                        "{}: {}\n",
+                        report.source.path,
+                        paint("pass", Tone::Good)
+                    ))?;
                 } else {
                     for reason in reasons {
-                        println!(
-                            "{}: {}: {reason}",
+                        output::print(&format!(
+                            "{}: {}: {reason}\n",
                             report.source.path,
                             paint("FAIL", Tone::Bad)
-                        );
+                        ))?;
                     }
                 }
             }
@@ -112,7 +116,11 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Exit> {
             }
             Outcome::Failed(path, error) => {
                 unreadable = true;
-                println!("{}: {}: {error}", path.display(), paint("ERROR", Tone::Bad));
+                output::print(&format!(
+                    "{}: {}: {error}\n",
+                    path.display(),
+                    paint("ERROR", Tone::Bad)
+                ))?;
             }
         }
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use crate::cli::Exit;
+use crate::cli::{output, Exit};
 
 /// Arguments of `winre completions`.
 #[derive(Args)]
@@ -24,8 +24,10 @@ pub struct ManArgs {
 
 /// Prints the completion script for `shell` on stdout.
 pub fn completions(args: &CompletionsArgs, mut command: clap::Command) -> anyhow::Result<Exit> {
-    let mut out = std::io::stdout().lock();
-    clap_complete::generate(args.shell, &mut command, "winre", &mut out);
+    // Into memory first: generate() panics on a write error, such as a closed pipe.
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut command, "winre", &mut script);
+    output::print(&String::from_utf8_lossy(&script))?;
     Ok(Exit::Ok)
 }
 

@@ -15,7 +15,7 @@ use crate::cli::size::{human, parse_size, plural};
 use crate::cli::threads::ThreadsArg;
 
 use super::scan_list;
-use crate::cli::{json, Exit};
+use crate::cli::{exit, json, output, Exit};
 
 /// Arguments of `winre scan`.
 #[derive(Args)]
@@ -148,6 +148,18 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
         required_free_bytes: args.min_free,
         hash: args.hash,
     };
+    // clap's `requires` is not enforced beside the positional IMAGEs: check here.
+    if args.from_list.is_none() {
+        let alone = [
+            (args.output.is_some(), "-o/--output"),
+            (args.shard.is_some(), "--shard"),
+        ];
+        if let Some((_, flag)) = alone.iter().find(|(given, _)| *given) {
+            return Err(exit::usage(format!(
+                "{flag} works only with --from-list (scan IMAGE... prints to stdout)"
+            )));
+        }
+    }
     if let Some(list) = &args.from_list {
         return scan_list::run(
             &scan_list::ListArgs {
@@ -166,12 +178,12 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
     let mut failed = false;
     for outcome in &outcomes {
         if args.json {
-            println!("{}", outcome_json(outcome)?);
+            output::print(&format!("{}\n", outcome_json(outcome)?))?;
         }
         match outcome {
             Outcome::Report(report, ms) => {
                 if !args.json {
-                    print!("{}", render_text(report));
+                    output::print(&render_text(report))?;
                 }
                 if args.stats {
                     eprintln!("{}", stats_line(report, *ms));
@@ -180,7 +192,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
             Outcome::Failed(path, error) => {
                 failed = true;
                 if !args.json {
-                    println!("{}\n  error: {error}\n", path.display());
+                    output::print(&format!("{}\n  error: {error}\n\n", path.display()))?;
                 }
             }
         }

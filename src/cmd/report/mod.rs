@@ -86,6 +86,9 @@ pub fn run(command: &ReportCommand) -> anyhow::Result<Exit> {
             )
         );
     }
+    for file in &loaded.given_up {
+        eprintln!("winre: {file}");
+    }
     if loaded.rows.is_empty() {
         anyhow::bail!(
             "no scan records in {}: nothing written (the input must be the JSON Lines of `winre scan --json` or `--from-list`)",
@@ -104,7 +107,7 @@ pub fn run(command: &ReportCommand) -> anyhow::Result<Exit> {
                     serde_json::to_string_pretty(&crate::cli::json::stamped(&summary))?
                 );
             } else {
-                print!("{}", summary::render_text(&summary));
+                output::print(&summary::render_text(&summary))?;
             }
         }
         ReportCommand::Html(args) => {

@@ -201,6 +201,8 @@ pub struct Loaded {
     pub rows: Vec<Row>,
     /// `FILE line N: why`, for each line that is not a scan record.
     pub malformed: Vec<String>,
+    /// Files given up on after only bad lines, each with why.
+    pub given_up: Vec<String>,
 }
 
 /// A file whose first this many lines are all not scan records is given up on.
@@ -245,7 +247,7 @@ fn load_one(reader: impl Read, name: &str, loaded: &mut Loaded) -> anyhow::Resul
                 loaded.malformed.push(format!("{name} line {number}: {e}"));
                 bad += 1;
                 if good == 0 && bad >= GIVE_UP_AFTER_BAD_LINES {
-                    loaded.malformed.push(format!(
+                    loaded.given_up.push(format!(
                         "{name}: stopped after {bad} lines that are not text (is it the JSON Lines of `winre scan --json`?)"
                     ));
                     break;
@@ -271,7 +273,7 @@ fn load_one(reader: impl Read, name: &str, loaded: &mut Loaded) -> anyhow::Resul
         // A file that starts with only bad lines is not JSON Lines from winre: stop reading it
         // rather than name each of its lines.
         if good == 0 && bad >= GIVE_UP_AFTER_BAD_LINES {
-            loaded.malformed.push(format!(
+            loaded.given_up.push(format!(
                 "{name}: stopped after {bad} lines that are not scan records (is it the JSON Lines of `winre scan --json`?)"
             ));
             break;
