@@ -4,7 +4,8 @@
 # chunks) and prints the ratio, the peak RSS of each, and the load average while measuring.
 #
 # winre decodes the solid resource's chunks on one thread per core and hashes each blob in order
-# as the chunks arrive (crates/wim/src/pipeline.rs; memory: cores + 1 chunks); wimlib-imagex
+# as the chunks arrive (crates/wim/src/pipeline.rs; memory: a 100 MiB buffer budget by default, so
+# 64 MiB chunks decode one at a time; `--buffer-memory 512MiB` lets each core take one); wimlib-imagex
 # verify decodes the chunks one after another. Also printed: the throughput of each (uncompressed
 # bytes decoded and hashed per second of wall time) and the CPU time of each, whose ratio is the
 # single-thread speed of the two decoders.

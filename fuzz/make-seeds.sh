@@ -82,8 +82,11 @@ for name in ["none", "xpress", "lzx", "two", "xpress-4k", "lzx-64k", "lzms"]:
             continue  # stored raw, not compressed
         lo = 12 if comp == 1 else 15
         v = out_len - 1
+        head = bytes([chunk.bit_length() - 1 - lo, v & 255, (v >> 8) & 255, v >> 16])
         put({1: "codec_xpress", 2: "codec_lzx", 3: "codec_lzms"}[comp], "%s-%d" % (name, i // 50),
-            bytes([chunk.bit_length() - 1 - lo, v & 255, (v >> 8) & 255, v >> 16]) + first)
+            head + first)
+        if comp in (1, 2):
+            put("codec_diff", "%s-%d" % (name, i // 50), bytes([comp]) + head + first)
 PY
 
 # --- Disks: 1 MiB raw with a GPT and some data, then every container of it.

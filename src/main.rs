@@ -22,6 +22,10 @@ use cli::{exit, json, Exit};
 struct Cli {
     #[command(flatten)]
     global: cli::ui::GlobalArgs,
+    /// Judge updates with this update table (CSV, as crates/core/data/winre-updates.csv)
+    /// instead of the built-in one; WINRE_UPDATES=FILE does the same.
+    #[arg(long, global = true, value_name = "FILE")]
+    updates: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -49,9 +53,16 @@ enum Command {
     /// 1 a change winre can make offline, 3 manual work, 2 unreadable).
     Plan(cmd::plan::PlanArgs),
     /// Grow the WinRE volume to the required free space (with --apply; journaled, undoable).
+    /// qcow2, VHDX, VMDK and dynamic VHD are written through qemu-nbd (needed only then).
     Resize(cmd::resize::ResizeArgs),
-    /// Restore an image from the journal of `winre resize`.
+    /// Restore an image from the journal of `winre resize` (through qemu-nbd for qcow2, VHDX,
+    /// VMDK and dynamic VHD, as the resize wrote them).
     Undo(cmd::undo::UndoArgs),
+    /// What happened to each WinRE update: verdicts with the evidence of the event logs,
+    /// servicing state and PowerShell history (exit 0 read, 2 unreadable).
+    History(cmd::history::HistoryArgs),
+    /// List the WinRE update table in use, with its sources.
+    Updates(cmd::history::UpdatesArgs),
     /// Print the shell completion script (bash, zsh, fish, powershell, elvish) on stdout.
     Completions(cmd::docs::CompletionsArgs),
     /// Write the man pages (winre.1, winre-scan.1, ...) into a directory.
@@ -110,6 +121,18 @@ fn main() -> ExitCode {
         }
     };
     cli::ui::init(cli.global, json);
+    let table = cli
+        .updates
+        .clone()
+        .or_else(|| std::env::var_os("WINRE_UPDATES").map(Into::into));
+    if let Some(path) = table {
+        let loaded =
+            winre_core::updates::load_table_file(&path).and_then(winre_core::updates::use_table);
+        if let Err(e) = loaded {
+            eprintln!("winre: update table {e}");
+            return Exit::Unreadable.into();
+        }
+    }
     let result = match &cli.command {
         Command::Wim(c) => cmd::wim::run(c),
         Command::Verify(a) => cmd::verify::run(a),
@@ -121,6 +144,8 @@ fn main() -> ExitCode {
         Command::Plan(a) => cmd::plan::run(a),
         Command::Resize(a) => cmd::resize::run(a),
         Command::Undo(a) => cmd::undo::run(a),
+        Command::History(a) => cmd::history::run(a),
+        Command::Updates(a) => cmd::history::run_updates(a),
         Command::Completions(a) => cmd::docs::completions(a, command()),
         Command::Man(a) => cmd::docs::man(a, command()),
     };

@@ -165,6 +165,66 @@ const OS_FILES: [&str; 3] = [
     "/Windows/System32/ntoskrnl.exe",
 ];
 
+/// `winre plan --json` of `img` with `extra` (the flags resize gets too).
+fn plan(img: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["plan", "--json", s(img)];
+    args.extend_from_slice(extra);
+    let out = winre(&args);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("winre plan: {e}: {}", text(&out.stderr));
+    })
+}
+
+/// The resize carried out exactly `winre plan`'s steps, and the image shows each: the file
+/// length, every partition's extent (read by sfdisk), every resized NTFS volume's boot sector
+/// total sectors (read from the image's bytes) and clusters (ntfsinfo).
+fn carried_out_the_plan(plan: &serde_json::Value, resized: &serde_json::Value, img: &Path) {
+    let steps = plan["steps"].as_array().unwrap();
+    assert!(!steps.is_empty(), "{plan}");
+    assert_eq!(
+        &resized["apply"]["steps"], &plan["steps"],
+        "resize carried out other steps than winre plan printed"
+    );
+    assert_eq!(resized["actions"], plan["steps"]);
+    let parts = sfdisk_parts(img);
+    for step in steps {
+        let n = step["partition"].as_u64().unwrap_or(0) as u32;
+        match step["op"].as_str().unwrap() {
+            "grow_image" => assert_eq!(
+                std::fs::metadata(img).unwrap().len(),
+                step["new_len_bytes"].as_u64().unwrap()
+            ),
+            "set_partition_extent" => {
+                let p = parts.iter().find(|p| p.0 == n).unwrap();
+                let (first, last) = (
+                    step["start_lba"].as_u64().unwrap(),
+                    step["end_lba"].as_u64().unwrap(),
+                );
+                assert_eq!((p.1, p.1 + p.2 - 1), (first, last), "partition {n}: {step}");
+            }
+            "grow_ntfs" | "shrink_ntfs" => {
+                let p = parts.iter().find(|p| p.0 == n).unwrap();
+                assert_eq!(p.2 * 512, step["new_size_bytes"].as_u64().unwrap());
+                let mut boot = [0u8; 512];
+                let f = std::fs::File::open(img).unwrap();
+                std::os::unix::fs::FileExt::read_exact_at(&f, &mut boot, p.1 * 512).unwrap();
+                let sectors = u64::from_le_bytes(boot[0x28..0x30].try_into().unwrap());
+                assert_eq!(
+                    sectors,
+                    step["new_total_sectors"].as_u64().unwrap(),
+                    "boot sector of partition {n}: {step}"
+                );
+                let dir = tempfile::tempdir().unwrap();
+                let vol = extract(img, n, dir.path());
+                let info = text(&tool("ntfsinfo", &["-m", s(&vol)]).stdout);
+                let want = format!("Volume Size in Clusters: {}", step["new_total_clusters"]);
+                assert!(info.contains(&want), "ntfsinfo lacks {want}: {info}");
+            }
+            _ => {}
+        }
+    }
+}
+
 fn resize(img: &Path, extra: &[&str]) -> (Output, serde_json::Value) {
     let mut args = vec!["resize", s(img), "--apply", "--json"];
     args.extend_from_slice(extra);
@@ -199,9 +259,11 @@ fn grows_into_free_space_after_the_recovery_partition_and_undoes() {
     let original = sha256_file(&img);
     let before = extract(&img, 4, dir.path());
     let wim_before = ntfscat(&before, "/Recovery/WindowsRE/Winre.wim");
+    let planned = plan(&img, &[]);
     let (out, v) = resize(&img, &[]);
     assert!(out.status.success(), "resize: {}", text(&out.stderr));
     assert_eq!(v["case"], "free_after_recovery");
+    carried_out_the_plan(&planned, &v, &img);
     assert!(v["free_after_bytes"].as_u64().unwrap() >= 262_144_000);
     scan_has_free(&img, "262144000");
     let sg = tool("sgdisk", &["-v", s(&img)]);
@@ -242,9 +304,11 @@ fn shrinks_the_os_moves_and_grows_the_recovery_partition_then_undoes() {
     let original = sha256_file(&img);
     let os_before = extract(&img, 3, dir.path());
     let os_files: Vec<Vec<u8>> = OS_FILES.iter().map(|f| ntfscat(&os_before, f)).collect();
+    let planned = plan(&img, &["--min-free", "350MiB"]);
     let (out, v) = resize(&img, &["--min-free", "350MiB"]);
     assert!(out.status.success(), "resize: {}", text(&out.stderr));
     assert_eq!(v["case"], "shrink_os");
+    carried_out_the_plan(&planned, &v, &img);
     scan_has_free(&img, "350MiB");
     let sg = tool("sgdisk", &["-v", s(&img)]);
     assert!(
@@ -303,9 +367,13 @@ fn grows_the_image_file_when_asked_and_undo_truncates_it_back() {
         text(&out.stderr)
     );
     assert_eq!(sha256_file(&img), original);
+    let planned = plan(&img, &["--grow-image"]);
+    assert_eq!(planned["case"], "grow_image");
+    assert_eq!(planned["steps"][0]["op"], "grow_image", "{planned}");
     let (out, v) = resize(&img, &["--grow-image"]);
     assert!(out.status.success(), "resize: {}", text(&out.stderr));
     assert_eq!(v["case"], "grow_image");
+    carried_out_the_plan(&planned, &v, &img);
     assert!(std::fs::metadata(&img).unwrap().len() > len);
     let sg = tool("sgdisk", &["-v", s(&img)]);
     assert!(
@@ -325,9 +393,11 @@ fn mbr_partition_grows_in_place() {
     let img = copy("resize/mbr-grown.img", dir.path());
     let original = sha256_file(&img);
     let before = sfdisk_parts(&img);
+    let planned = plan(&img, &["--min-free", "500MiB"]);
     let (out, v) = resize(&img, &["--min-free", "500MiB"]);
     assert!(out.status.success(), "resize: {}", text(&out.stderr));
     assert_eq!(v["case"], "free_after_recovery");
+    carried_out_the_plan(&planned, &v, &img);
     scan_has_free(&img, "500MiB");
     let after = sfdisk_parts(&img);
     assert_eq!(after[2].1, before[2].1, "start kept");
@@ -345,7 +415,7 @@ fn mbr_partition_grows_in_place() {
 }
 
 #[test]
-fn fixed_vhd_is_written_and_other_containers_are_refused() {
+fn fixed_vhd_is_written_and_a_refused_qcow2_is_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     let vhd = copy("resize/gpt-vhd.vhd", dir.path());
     let original = sha256_file(&vhd);
@@ -364,14 +434,19 @@ fn fixed_vhd_is_written_and_other_containers_are_refused() {
     ntfs_clean(&extract(&raw, 4, dir.path()));
     undo_restores(&vhd, &original);
 
+    // qcow2 is planned through qemu-nbd (tests/cli_resize_containers.rs); gpt-small has no
+    // room without moving OS files, so the plan is refused and nothing is written.
     let qcow = copy("resize/gpt-qcow2.qcow2", dir.path());
+    let qcow_sha = sha256_file(&qcow);
     let (out, _) = resize(&qcow, &[]);
     assert_eq!(out.status.code(), Some(3));
     assert!(
-        text(&out.stderr).contains("qemu-img convert"),
+        text(&out.stderr).contains("manual work"),
         "{}",
         text(&out.stderr)
     );
+    assert_eq!(sha256_file(&qcow), qcow_sha);
+    assert!(!dir.path().join("gpt-qcow2.qcow2.winre-journal").exists());
 }
 
 #[test]
@@ -543,9 +618,11 @@ fn a_resident_reagent_xml_is_rewritten_in_its_mft_record() {
     let dir = tempfile::tempdir().unwrap();
     let img = copy("resize/gpt-resident.img", dir.path());
     let original = sha256_file(&img);
+    let planned = plan(&img, &["--min-free", "350MiB"]);
     let (out, v) = resize(&img, &["--min-free", "350MiB"]);
     assert!(out.status.success(), "resize: {}", text(&out.stderr));
     assert_eq!(v["case"], "shrink_os");
+    carried_out_the_plan(&planned, &v, &img);
     let parts = sfdisk_parts(&img);
     let rec = parts.iter().find(|p| p.0 == 4).unwrap();
     let os_vol = extract(&img, 3, dir.path());
@@ -568,4 +645,68 @@ fn a_resident_reagent_xml_is_rewritten_in_its_mft_record() {
         "ReAgent.xml lacks {want}: {reagent}"
     );
     undo_restores(&img, &original);
+}
+
+#[test]
+fn reader_commands_name_a_resize_journal_next_to_the_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = copy("winre/gpt-small.img", dir.path());
+    let journal = dir.path().join("gpt-small.img.winre-journal");
+    let journal_problem = |args: &[&str]| -> String {
+        let out = winre(args);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let found: Vec<String> = v["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["code"] == "resize_journal")
+            .map(|p| p["message"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(found.len(), 1, "{v:#}");
+        found[0].clone()
+    };
+    // No journal: nothing said.
+    let out = winre(&["scan", "--json", s(&img)]);
+    assert!(!text(&out.stdout).contains("resize_journal"));
+
+    // A resize killed while saving regions (the third write).
+    let out = Command::new(env!("CARGO_BIN_EXE_winre"))
+        .args(["resize", s(&img), "--apply", "--min-free", "120MiB"])
+        .env("WINRE_TEST_STOP_AFTER_WRITE", "3")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.signal(), Some(6));
+    let said = journal_problem(&["scan", "--json", s(&img)]);
+    assert!(said.contains("an incomplete winre journal"), "{said}");
+    assert!(
+        said.contains(&format!("`winre undo {}`", s(&img))),
+        "{said}"
+    );
+    for args in [
+        vec!["disk", "info", s(&img)],
+        vec!["plan", s(&img)],
+        vec!["check", s(&img)],
+    ] {
+        let out = winre(&args);
+        assert!(
+            text(&out.stderr).contains("incomplete winre journal"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    let out = winre(&["undo", s(&img)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::fs::remove_file(&journal).unwrap();
+
+    // A finished resize: a complete journal, named also when given elsewhere with --journal.
+    let out = winre(&["resize", s(&img), "--apply", "--min-free", "120MiB"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = journal_problem(&["scan", "--json", s(&img)]);
+    assert!(said.contains("a complete winre journal"), "{said}");
+    let moved = dir.path().join("kept.journal");
+    std::fs::rename(&journal, &moved).unwrap();
+    let out = winre(&["scan", "--json", s(&img)]);
+    assert!(!text(&out.stdout).contains("resize_journal"));
+    let said = journal_problem(&["scan", "--json", s(&img), "--journal", s(&moved)]);
+    assert!(said.contains("kept.journal"), "{said}");
 }

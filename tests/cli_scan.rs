@@ -203,3 +203,174 @@ fn extract_matches_ntfscat_and_verifies_with_wimlib() {
     ]);
     assert_eq!(none.status.code(), Some(2));
 }
+
+/// `scan --json IMAGE`: the exit code and the record's problems.
+fn scan_problems(image: &Path) -> (Option<i32>, Vec<serde_json::Value>) {
+    let out = winre(&["scan", "--json", image.to_str().expect("path")]);
+    let record: serde_json::Value =
+        serde_json::from_str(stdout(&out).trim()).expect("one JSON record");
+    let problems = record["problems"].as_array().expect("problems").clone();
+    (out.status.code(), problems)
+}
+
+fn has(problems: &[serde_json::Value], code: &str, needle: &str) -> bool {
+    problems
+        .iter()
+        .any(|p| p["code"] == code && p["message"].as_str().is_some_and(|m| m.contains(needle)))
+}
+
+#[test]
+fn scan_of_the_first_megabyte_says_truncated_and_exits_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cut = dir.path().join("first-mib.img");
+    let disk = std::fs::read(img("gpt-after")).expect("fixture");
+    std::fs::write(&cut, &disk[..1 << 20]).expect("write");
+    let (code, problems) = scan_problems(&cut);
+    assert_eq!(code, Some(1), "{problems:#?}");
+    // sgdisk reads the same table: partition 4 starts past the first MiB.
+    let sg = Command::new("sgdisk")
+        .args(["-i", "4", cut.to_str().expect("path")])
+        .output()
+        .expect("sgdisk (apt-get install gdisk)");
+    let info = String::from_utf8_lossy(&sg.stdout);
+    let first: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("First sector: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("sgdisk first sector");
+    assert!(
+        has(
+            &problems,
+            "partition_past_end",
+            &format!("partition 4 (bytes {}..", first * 512)
+        ),
+        "{problems:#?}"
+    );
+    assert!(
+        has(&problems, "no_filesystem", "GPT partition table lists 4"),
+        "{problems:#?}"
+    );
+    let text = stdout(&winre(&["scan", cut.to_str().expect("path")]));
+    assert!(text.contains("ends past the end of the image"), "{text}");
+    let check = winre(&["check", cut.to_str().expect("path")]);
+    assert_eq!(check.status.code(), Some(1));
+    assert!(
+        stdout(&check).contains("FAIL: partition 1"),
+        "{}",
+        stdout(&check)
+    );
+}
+
+#[test]
+fn scan_of_an_elf_or_a_png_says_not_a_disk_image_and_exits_2() {
+    let elf = Path::new(env!("CARGO_BIN_EXE_winre"));
+    let file = Command::new("file").arg(elf).output().expect("file(1)");
+    assert!(String::from_utf8_lossy(&file.stdout).contains("ELF"));
+    let (code, problems) = scan_problems(elf);
+    assert_eq!(code, Some(2), "{problems:#?}");
+    assert!(has(&problems, "not_a_disk_image", "ELF"), "{problems:#?}");
+
+    // A PNG as Chromium's screenshot or any encoder writes it; here the Python encoder.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let png = dir.path().join("shot.png");
+    let made = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, zlib, struct\n\
+             def chunk(t, d): return struct.pack('>I', len(d)) + t + d + struct.pack('>I', zlib.crc32(t + d))\n\
+             raw = b''.join(b'\\0' + bytes((x * x + y * 7) % 251 for x in range(256)) for y in range(256))\n\
+             open(sys.argv[1], 'wb').write(b'\\x89PNG\\r\\n\\x1a\\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', 256, 256, 8, 0, 0, 0, 0)) + chunk(b'IDAT', zlib.compress(raw)) + chunk(b'IEND', b''))",
+            png.to_str().expect("path"),
+        ])
+        .status()
+        .expect("python3");
+    assert!(made.success());
+    let file = Command::new("file").arg(&png).output().expect("file(1)");
+    assert!(String::from_utf8_lossy(&file.stdout).contains("PNG image data"));
+    assert!(std::fs::metadata(&png).expect("png").len() > 512);
+    let (code, problems) = scan_problems(&png);
+    assert_eq!(code, Some(2), "{problems:#?}");
+    assert!(has(&problems, "not_a_disk_image", "PNG"), "{problems:#?}");
+
+    // Shorter than a sector: an error record that still says what the file is.
+    let tiny = dir.path().join("tiny.png");
+    std::fs::write(&tiny, b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").expect("write");
+    let out = winre(&["scan", "--json", tiny.to_str().expect("path")]);
+    assert_eq!(out.status.code(), Some(2));
+    let record: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("JSON");
+    assert!(
+        record["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not a disk image: the file is a PNG image")),
+        "{record}"
+    );
+}
+
+#[test]
+fn scan_of_a_table_without_file_systems_exits_1() {
+    // sgdisk writes a GPT with one partition over zeros: nothing to read in it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let disk = dir.path().join("empty-gpt.img");
+    std::fs::File::create(&disk)
+        .expect("create")
+        .set_len(8 << 20)
+        .expect("size");
+    let sg = Command::new("sgdisk")
+        .args([
+            "-n",
+            "1:2048:0",
+            "-t",
+            "1:0700",
+            disk.to_str().expect("path"),
+        ])
+        .output()
+        .expect("sgdisk");
+    assert!(
+        sg.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sg.stderr)
+    );
+    let (code, problems) = scan_problems(&disk);
+    assert_eq!(code, Some(1), "{problems:#?}");
+    assert!(
+        has(&problems, "no_filesystem", "lists 1 partition(s)"),
+        "{problems:#?}"
+    );
+    assert!(!problems.iter().any(|p| p["code"] == "partition_past_end"));
+}
+
+#[test]
+fn scan_of_a_blank_disk_exits_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let blank = dir.path().join("blank.qcow2");
+    let made = Command::new("qemu-img")
+        .args([
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            blank.to_str().expect("path"),
+            "64M",
+        ])
+        .status()
+        .expect("qemu-img");
+    assert!(made.success());
+    let (code, problems) = scan_problems(&blank);
+    assert_eq!(code, Some(1), "{problems:#?}");
+    assert!(
+        has(&problems, "no_partition_table", "all zeros"),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn bare_volume_scans_with_exit_0() {
+    let part = fixtures().join("gpt-after.p4.img");
+    let (code, problems) = scan_problems(&part);
+    assert_eq!(code, Some(0), "{problems:#?}");
+    assert!(
+        has(&problems, "bare_volume", "one ntfs volume"),
+        "{problems:#?}"
+    );
+}

@@ -148,6 +148,22 @@ fn verify_exit_codes() {
     let out = winre(&["verify", damaged.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("SHA-1 mismatch"));
+    // A tiny decode buffer budget (one chunk at a time) finds the same; a bad size is refused.
+    let out = winre(&[
+        "verify",
+        "--buffer-memory",
+        "1KiB",
+        damaged.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SHA-1 mismatch"));
+    let out = winre(&[
+        "verify",
+        "--buffer-memory",
+        "lots",
+        damaged.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
     // wimlib agrees that it is damaged.
     let theirs = Command::new("wimlib-imagex")
         .args(["verify", damaged.to_str().unwrap()])

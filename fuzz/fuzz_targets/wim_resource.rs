@@ -5,6 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 use winre_wim::codec::Compression;
 use winre_wim::reshdr::{ResourceHeader, ResourceHeaderDisk};
+use winre_wim::budget::{MemoryBudget, DEFAULT_BUFFER_BYTES};
 use winre_wim::resource::{read_to_vec, stream, stream_parallel, DecoderPool, ResourceSpec};
 use zerocopy::FromBytes;
 
@@ -27,7 +28,8 @@ fuzz_target!(|data: &[u8]| {
     let pool = DecoderPool::new(compression, chunk_size_bytes as usize).ok();
     let _ = stream(file, &spec, pool.as_ref(), |_| Ok(()));
     if let Some(pool) = &pool {
-        let _ = stream_parallel(file, &spec, pool, 2, |_| Ok(()));
+        let budget = MemoryBudget::new(DEFAULT_BUFFER_BYTES);
+        let _ = stream_parallel(file, &spec, pool, 2, &budget, |_| Ok(()));
     }
     let _ = read_to_vec(file, &spec, 1 << 20, "fuzzed resource");
 });

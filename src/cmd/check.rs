@@ -4,12 +4,13 @@ use std::path::PathBuf;
 
 use clap::Args;
 use serde::Serialize;
+use winre_core::problem::ProblemCode;
 use winre_core::scan::{self, Requirement, ScanOptions};
 use winre_core::updates;
 use winre_core::version::WinreVersion;
 
 use super::scan::{scan_all, Outcome};
-use super::source::RemoteArgs;
+use super::source::{JournalArgs, ParentArgs, RemoteArgs};
 use crate::cli::color::{paint, Tone};
 use crate::cli::size::parse_size;
 use crate::cli::threads::ThreadsArg;
@@ -24,6 +25,10 @@ pub struct CheckArgs {
     /// WinRE must have this update (e.g. KB5057589).
     #[arg(long, conflicts_with = "min_version")]
     pub kb: Option<String>,
+    /// With --kb: pass only when the update's verdict (as `winre history` gives it) is
+    /// installed; pending a restart, reported failed, failed and not offered all fail.
+    #[arg(long, requires = "kb")]
+    pub require_installed: bool,
     /// WinRE must be at least this version (e.g. 10.0.19041.5728).
     #[arg(long)]
     pub min_version: Option<WinreVersion>,
@@ -37,6 +42,10 @@ pub struct CheckArgs {
     pub json: bool,
     #[command(flatten)]
     pub remote: RemoteArgs,
+    #[command(flatten)]
+    pub parents: ParentArgs,
+    #[command(flatten)]
+    pub journal: JournalArgs,
 }
 
 /// `check --json`: the whole run.
@@ -67,19 +76,35 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Exit> {
     }
     let options = ScanOptions {
         required_free_bytes: args.min_free,
-        hash: false,
+        history: args.require_installed,
+        ..ScanOptions::default()
     };
     let requirement = Requirement {
         min_version: args.min_version,
         kb: args.kb.clone(),
         min_free_bytes: Some(args.min_free),
+        require_installed: args.require_installed,
     };
     let mut unreadable = false;
     let mut failed = false;
     let mut verdicts = Vec::new();
-    for outcome in scan_all(&args.images, args.threads, &options, &args.remote)? {
+    for outcome in scan_all(
+        &args.images,
+        args.threads,
+        &options,
+        &args.remote,
+        &args.parents,
+        args.journal.journal.as_deref(),
+    )? {
         match outcome {
             Outcome::Report(report, _) => {
+                for p in report
+                    .problems
+                    .iter()
+                    .filter(|p| p.code == ProblemCode::ResizeJournal)
+                {
+                    eprintln!("{}: note: {}", report.source.path, p.message);
+                }
                 let reasons = scan::check(&report, &requirement);
                 failed |= !reasons.is_empty();
                 if args.json {

@@ -15,7 +15,7 @@ use winre_disk::container::{self, Disk, OpenOptions};
 use winre_disk::partition::{self, DiskReport, Scheme};
 use winre_readat::{Counting, FileReader, ReadAt};
 
-use super::source::{self, RemoteArgs};
+use super::source::{self, ParentArgs, RemoteArgs};
 use crate::cli::progress::Progress;
 use crate::cli::size::human;
 use crate::cli::Exit;
@@ -31,9 +31,8 @@ pub enum DiskCommand {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
-        /// The parent of a differencing disk (VHD, qcow2 backing file).
-        #[arg(long)]
-        parent: Option<PathBuf>,
+        #[command(flatten)]
+        parents: ParentArgs,
         /// Print to stderr the time and the bytes read to open the container and read the table.
         #[arg(long)]
         stats: bool,
@@ -50,55 +49,52 @@ pub enum DiskCommand {
         /// Only this partition (numbered as `disk info` shows).
         #[arg(long)]
         partition: Option<u32>,
-        /// The parent of a differencing disk (VHD, qcow2 backing file).
-        #[arg(long)]
-        parent: Option<PathBuf>,
+        #[command(flatten)]
+        parents: ParentArgs,
     },
 }
 
 pub fn run(command: &DiskCommand) -> anyhow::Result<Exit> {
+    let (DiskCommand::Info { image, .. } | DiskCommand::Cat { image, .. }) = command;
+    source::warn_journal(image, None);
     match command {
         DiskCommand::Info {
             image,
             json,
-            parent,
+            parents,
             stats,
             verify_container,
             remote,
-        } if source::is_remote(image) => info_remote(
-            image,
-            *json,
-            parent.as_deref(),
-            *stats,
-            *verify_container,
-            remote,
-        ),
+        } if source::is_remote(image) => {
+            info_remote(image, *json, parents, *stats, *verify_container, remote)
+        }
         DiskCommand::Info {
             image,
             json,
-            parent,
+            parents,
             stats,
             verify_container,
             ..
-        } => info(image, *json, parent.as_deref(), *stats, *verify_container),
+        } => info(image, *json, parents, *stats, *verify_container),
         DiskCommand::Cat {
             image,
             partition,
-            parent,
-        } => cat(image, *partition, parent.as_deref()),
+            parents,
+        } => cat(image, *partition, parents),
     }
 }
 
-fn open(image: &Path, parent: Option<&Path>) -> anyhow::Result<Disk> {
-    open_with(image, parent, false)
+fn open(image: &Path, parents: &ParentArgs) -> anyhow::Result<Disk> {
+    open_with(image, parents, false)
 }
 
-fn open_with(image: &Path, parent: Option<&Path>, verify_container: bool) -> anyhow::Result<Disk> {
+fn open_with(image: &Path, parents: &ParentArgs, verify_container: bool) -> anyhow::Result<Disk> {
     let options = OpenOptions {
-        parent: parent.map(Path::to_path_buf),
         verify_container,
+        ..parents.options()
     };
-    container::open(image, &options).with_context(|| format!("{}", image.display()))
+    container::open(image, &options)
+        .map_err(|e| source::with_parent_hint(e).context(image.display().to_string()))
 }
 
 /// Where `--stats` counted the reads.
@@ -112,7 +108,7 @@ enum Counter {
 fn info(
     image: &Path,
     json: bool,
-    parent: Option<&Path>,
+    parents: &ParentArgs,
     stats: bool,
     verify_container: bool,
 ) -> anyhow::Result<Exit> {
@@ -122,14 +118,19 @@ fn info(
         FileReader::open(image).with_context(context)?,
     ));
     let options = OpenOptions {
-        parent: parent.map(Path::to_path_buf),
         verify_container,
+        ..parents.options()
     };
     let (disk, counter) =
-        match container::open_reader(Arc::clone(&file) as Arc<dyn ReadAt>, &options) {
+        match container::open_reader_for(Arc::clone(&file) as Arc<dyn ReadAt>, image, &options) {
             Ok(disk) => (disk, Counter::File(file)),
-            Err(winre_disk::Error::Unsupported(_)) => {
-                let disk = open_with(image, parent, verify_container)?;
+            Err(winre_disk::Error::Unsupported(_))
+                if matches!(
+                    container::detect(file.as_ref()),
+                    Ok(container::Format::Vmdk | container::Format::Ewf)
+                ) =>
+            {
+                let disk = open_with(image, parents, verify_container)?;
                 let guest = Arc::new(Counting::new(Arc::clone(&disk.reader)));
                 let reader = Arc::clone(&guest) as Arc<dyn ReadAt>;
                 (
@@ -140,7 +141,7 @@ fn info(
                     Counter::Guest(guest),
                 )
             }
-            Err(e) => return Err(anyhow::Error::new(e).context(context())),
+            Err(e) => return Err(source::with_parent_hint(e).context(context())),
         };
     let report = partition::report(&disk).with_context(context)?;
     if stats {
@@ -165,15 +166,15 @@ fn info(
 fn info_remote(
     image: &Path,
     json: bool,
-    parent: Option<&Path>,
+    parents: &ParentArgs,
     stats: bool,
     verify_container: bool,
     remote: &RemoteArgs,
 ) -> anyhow::Result<Exit> {
     let started = Instant::now();
     let options = OpenOptions {
-        parent: parent.map(Path::to_path_buf),
         verify_container,
+        ..parents.options()
     };
     let opened = source::open_disk(image, &options, remote)?;
     let report = partition::report(&opened.disk).with_context(|| opened.label.clone())?;
@@ -203,6 +204,13 @@ fn finish_info(image: &Path, json: bool, report: &DiskReport) -> anyhow::Result<
     Ok(if damaged { Exit::Finding } else { Exit::Ok })
 }
 
+fn format_name(format: container::Format) -> String {
+    serde_json::to_value(format)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 fn render(image: &Path, r: &DiskReport) -> String {
     let c = &r.container;
     let t = &r.partition_table;
@@ -228,6 +236,19 @@ fn render(image: &Path, r: &DiskReport) -> String {
             .map(|a| format!(", {} allocated", human(a)))
             .unwrap_or_default()
     );
+    for link in &c.chain {
+        let _ = writeln!(
+            s,
+            "Parent: {} ({}, {})",
+            link.path,
+            format_name(link.format),
+            if link.given {
+                "given with --parent".to_string()
+            } else {
+                format!("recorded as {:?}", link.recorded)
+            }
+        );
+    }
     let _ = writeln!(s, "Sector size (logical): {} bytes", t.sector_size);
     match t.scheme {
         Scheme::Gpt => {
@@ -334,14 +355,14 @@ const BLOCK_BYTES: u64 = 1024 * 1024;
 /// Blocks the reader may run ahead of the writer.
 const BLOCKS_AHEAD: usize = 4;
 
-fn cat(image: &Path, partition: Option<u32>, parent: Option<&Path>) -> anyhow::Result<Exit> {
+fn cat(image: &Path, partition: Option<u32>, parents: &ParentArgs) -> anyhow::Result<Exit> {
     let stdout = io::stdout();
     if stdout.is_terminal() {
         return Err(crate::cli::exit::usage(
             "refusing to write disk bytes to a terminal; redirect stdout (winre disk cat IMAGE > out.img)",
         ));
     }
-    let disk = open(image, parent)?;
+    let disk = open(image, parents)?;
     let source: Arc<dyn ReadAt> = match partition {
         None => Arc::clone(&disk.reader),
         Some(n) => {

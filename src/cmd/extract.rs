@@ -13,6 +13,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use winre_core::locate::REAGENT_PATH;
 use winre_core::scan;
+use winre_disk::container;
+
+use super::source::{self, ParentArgs};
 use winre_readat::ReadAt;
 
 use crate::cli::output::{self, is_stdout};
@@ -36,6 +39,10 @@ pub struct ExtractArgs {
     /// One JSON document on stdout: each file's path, size, SHA-256 and where it came from.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub parents: ParentArgs,
+    #[command(flatten)]
+    pub journal: super::source::JournalArgs,
 }
 
 /// One file written, as `--json` reports it.
@@ -72,7 +79,10 @@ pub fn run(args: &ExtractArgs) -> anyhow::Result<Exit> {
     for path in std::iter::once(&args.output).chain(args.reagent.as_ref()) {
         output::check_new(path, args.force)?;
     }
-    let located = scan::locate_path(&args.image)?;
+    super::source::warn_journal(&args.image, args.journal.journal.as_deref());
+    let disk = container::open(&args.image, &args.parents.options())
+        .map_err(|e| source::with_parent_hint(e).context(args.image.display().to_string()))?;
+    let located = scan::locate_disk(&args.image.display().to_string(), disk)?;
     let reader = located.wim.file.data_reader()?;
     let (digest, len) = if is_stdout(&args.output) {
         copy(&reader, &mut io::stdout().lock(), "-")?

@@ -4,6 +4,7 @@ pub mod check;
 pub mod disk;
 pub mod docs;
 pub mod extract;
+pub mod history;
 pub mod plan;
 pub mod report;
 pub mod resize;

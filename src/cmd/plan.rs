@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use clap::Args;
 use winre_core::plan::{self, Plan, PlanOptions, PlanPartition, Step, Verdict};
 
+use winre_disk::container;
+
+use super::source::{self, ParentArgs};
 use crate::cli::size::parse_size;
 use crate::cli::Exit;
 
@@ -21,13 +24,25 @@ pub struct PlanArgs {
     /// The plan as one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub parents: ParentArgs,
+    #[command(flatten)]
+    pub journal: super::source::JournalArgs,
+    /// The image file may be made longer when the recovery partition is the last one (as
+    /// `winre resize --grow-image`): then that is the plan.
+    #[arg(long)]
+    pub grow_image: bool,
 }
 
 pub fn run(args: &PlanArgs) -> anyhow::Result<Exit> {
     let options = PlanOptions {
         required_free_bytes: args.min_free,
+        grow_image: args.grow_image,
     };
-    let plan = plan::plan_path(&args.image, &options)?;
+    super::source::warn_journal(&args.image, args.journal.journal.as_deref());
+    let disk = container::open(&args.image, &args.parents.options())
+        .map_err(|e| source::with_parent_hint(e).context(args.image.display().to_string()))?;
+    let plan = plan::plan_disk(&args.image.display().to_string(), disk, &options)?;
     if args.json {
         println!(
             "{}",
@@ -191,6 +206,9 @@ fn table(parts: &[PlanPartition], line: &mut impl FnMut(String)) {
 
 fn describe(step: &Step) -> String {
     match step {
+        Step::GrowImage { new_len_bytes } => {
+            format!("make the image file (the guest disk) {new_len_bytes} bytes long")
+        }
         Step::ShrinkNtfs {
             partition,
             new_size_bytes,

@@ -5,22 +5,24 @@
 //! be read, 3 refused (layout not handled offline, volume tail in use, image open elsewhere, a
 //! half-done journal, a device without `--device`), 4 a write or its read-back failed (the
 //! journal is sealed: run `winre undo`).
+//!
+//! qcow2, VHDX, VMDK and dynamic VHDs are planned, journaled and written through qemu-nbd
+//! (patch::guest), so the plan and the journal see exactly the guest bytes qemu shows the VM.
+//! `--overlay FILE` writes a new qcow2 on top of the image instead of the image itself.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
-use winre_core::plan::{Plan, PlanOptions, Verdict};
+use winre_core::plan::{Plan, PlanOptions, Step, Verdict};
 use winre_core::scan::{self, ScanOptions};
-use winre_disk::container::{self, OpenOptions};
+use winre_disk::container::{self, ContainerInfo, Disk, Format, OpenOptions};
 use winre_disk::partition;
-use winre_patch::apply::Action;
 use winre_patch::apply::{self, ApplyReport, Observer};
-use winre_patch::image::ImageFile;
+use winre_patch::image::{ImageFile, ImageKind};
 use winre_patch::journal::{self, JournalState};
-use winre_patch::plan::{self, ResizeOptions};
 
 use crate::cli::progress::Progress;
 use crate::cli::size::parse_size;
@@ -29,7 +31,9 @@ use crate::cli::Exit;
 /// Arguments of `winre resize`.
 #[derive(Args)]
 pub struct ResizeArgs {
-    /// The disk image (raw or fixed VHD).
+    /// The disk image: raw, fixed VHD, a block device (with --device), or qcow2, VHDX, VMDK
+    /// (monolithicSparse, monolithicFlat, twoGbMaxExtent*) and dynamic VHD, which are written
+    /// through qemu-nbd: resize and undo on those formats need qemu-nbd and qemu-img installed.
     pub image: PathBuf,
     /// Make the change (without it: print the plan and exit 1 when a change is needed).
     #[arg(long)]
@@ -40,12 +44,19 @@ pub struct ResizeArgs {
     /// The undo journal (default: IMAGE.winre-journal).
     #[arg(long)]
     pub journal: Option<PathBuf>,
-    /// May make a raw image file longer when the recovery partition is the last one.
+    /// May make the image file longer when the recovery partition is the last one (then
+    /// preferred over moving it or shrinking the OS volume; as `winre plan --grow-image`).
     #[arg(long)]
     pub grow_image: bool,
-    /// Allow writing a block device (unmounted, not in use).
+    /// Allow writing a block device (unmounted, not in use): an LVM logical volume, the disk of
+    /// a stopped VM. Its size comes from the device.
     #[arg(long)]
     pub device: bool,
+    /// Write nothing to IMAGE: create the qcow2 FILE backed by it (`qemu-img create -f qcow2
+    /// -b IMAGE -F FORMAT FILE`) and resize FILE; boot the VM on FILE, `qemu-img commit` it
+    /// later. Needs qemu-img and qemu-nbd. FILE must not exist.
+    #[arg(long, value_name = "FILE")]
+    pub overlay: Option<PathBuf>,
     /// A JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -56,12 +67,12 @@ pub struct ResizeArgs {
 struct ResizeReport {
     image: String,
     applied: bool,
-    /// The layout case (as `winre plan` names it), or "grow_image".
+    /// The layout case, as `winre plan` names it.
     case: String,
     /// What `winre plan` says about the image.
     plan: Plan,
-    /// What is (or would be) carried out, in order.
-    actions: Vec<Action>,
+    /// What is (or would be) carried out, in order: the plan's steps.
+    actions: Vec<Step>,
     free_before_bytes: u64,
     free_after_bytes: Option<u64>,
     required_free_bytes: u64,
@@ -77,6 +88,9 @@ struct ProcIo {
     write_bytes: u64,
     /// Bytes passed to write calls.
     wchar: u64,
+    /// Bytes the qemu-nbd that wrote the container caused to be written to storage (its
+    /// /proc/PID/io write_bytes read just before it closed the image); null for raw images.
+    qemu_nbd_write_bytes: Option<u64>,
 }
 
 fn proc_io() -> Option<ProcIo> {
@@ -88,6 +102,7 @@ fn proc_io() -> Option<ProcIo> {
     Some(ProcIo {
         write_bytes: field("write_bytes:")?,
         wchar: field("wchar:")?,
+        qemu_nbd_write_bytes: None,
     })
 }
 
@@ -135,12 +150,114 @@ pub fn exit_for(e: &winre_patch::Error) -> Exit {
     }
 }
 
+/// qemu's driver name for the container at `path` (the backing format of an overlay).
+fn qemu_format_of(path: &Path) -> anyhow::Result<&'static str> {
+    let reader = winre_readat::FileReader::open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    Ok(match container::detect(&reader)? {
+        Format::Raw => "raw",
+        Format::Vhd => "vpc",
+        Format::Vhdx => "vhdx",
+        Format::Vmdk => "vmdk",
+        Format::Qcow2 => "qcow2",
+        Format::Ewf => anyhow::bail!(
+            "{}: qemu cannot back an overlay with an E01 image; export it to raw first (ewfexport -t disk -f raw)",
+            path.display()
+        ),
+    })
+}
+
+/// The overlay `--overlay` created, removed again unless the resize began writing to it.
+struct Overlay {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl Drop for Overlay {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Opens the guest disk for planning. With an image opened for writing through qemu-nbd (or a
+/// block device), the bytes are read through that same route (what the journal will save is
+/// what qemu serves); our own container reader then only supplies the format facts (sector
+/// size). A backing file or parent is looked for next to the image under the name it records.
+fn open_disk(path: &Path, image: Option<&ImageFile>) -> anyhow::Result<Disk> {
+    if let Some(image) = image.filter(|i| i.kind() == ImageKind::Device) {
+        // A block device's file length is 0: its bytes come from the open device.
+        return Ok(Disk {
+            reader: image.reader()?,
+            info: ContainerInfo {
+                format: Format::Raw,
+                variant: "block device".into(),
+                virtual_size: image.disk_len(),
+                sector_size: 512,
+                allocated_bytes: None,
+                notes: Vec::new(),
+                chain: Vec::new(),
+            },
+        });
+    }
+    // A chain (qcow2 backing file, VHD/VHDX parent) is followed under the reader's rules.
+    let own = container::open(path, &OpenOptions::default());
+    match image.filter(|i| i.kind().qemu_format().is_some()) {
+        Some(image) => {
+            let info = match own {
+                Ok(disk) => disk.info,
+                Err(_) => ContainerInfo {
+                    format: container::detect(&winre_readat::FileReader::open(path)?)?,
+                    variant: "read through qemu-nbd".into(),
+                    virtual_size: image.disk_len(),
+                    sector_size: 512,
+                    allocated_bytes: None,
+                    notes: Vec::new(),
+                    chain: Vec::new(),
+                },
+            };
+            Ok(Disk {
+                reader: image.reader()?,
+                info,
+            })
+        }
+        None => Ok(own.with_context(|| format!("opening {}", path.display()))?),
+    }
+}
+
 pub fn run(args: &ResizeArgs) -> anyhow::Result<Exit> {
     let started = Instant::now();
+    // With --overlay (and --apply) everything below works on the new overlay.
+    let mut overlay = None;
+    let target = match &args.overlay {
+        Some(file) if args.apply => {
+            if file.exists() {
+                eprintln!(
+                    "winre: refused: the overlay {} already exists",
+                    file.display()
+                );
+                return Ok(Exit::Refused);
+            }
+            let format = qemu_format_of(&args.image)?;
+            let backing = std::fs::canonicalize(&args.image)
+                .with_context(|| format!("resolving {}", args.image.display()))?;
+            if let Err(e) = winre_patch::qemu::create_overlay(&backing, format, file) {
+                eprintln!("winre: {e}");
+                return Ok(exit_for(&e));
+            }
+            overlay = Some(Overlay {
+                path: file.clone(),
+                keep: false,
+            });
+            file.clone()
+        }
+        _ => args.image.clone(),
+    };
     let journal_path = args
         .journal
         .clone()
-        .unwrap_or_else(|| journal::default_path(&args.image));
+        .unwrap_or_else(|| journal::default_path(&target));
     if journal_path.exists() {
         let j = journal::read(&journal_path)
             .with_context(|| format!("reading the existing journal {}", journal_path.display()))?;
@@ -164,7 +281,7 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<Exit> {
     }
     // Lock the image first, so nothing changes it between the plan and the writes.
     let image = if args.apply {
-        match ImageFile::open(&args.image, args.device) {
+        match ImageFile::open(&target, args.device) {
             Ok(i) => Some(i),
             Err(e) => {
                 eprintln!("winre: {e}");
@@ -176,51 +293,32 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<Exit> {
     };
     let options = ScanOptions {
         required_free_bytes: args.min_free,
-        hash: false,
+        ..ScanOptions::default()
     };
-    let core_plan = winre_core::plan::plan_path(
-        &args.image,
+    let label = target.display().to_string();
+    let disk = open_disk(&target, image.as_ref())?;
+    let core_plan = winre_core::plan::plan_disk(
+        &label,
+        disk.clone(),
         &PlanOptions {
             required_free_bytes: args.min_free,
+            grow_image: args.grow_image,
         },
     )
-    .with_context(|| format!("planning {}", args.image.display()))?;
-    let disk = container::open(&args.image, &OpenOptions::default())?;
-    let table = partition::read_table(&disk)?;
-    let mut case = serde_json::to_value(core_plan.case)?
+    .with_context(|| format!("planning {label}"))?;
+    let table = partition::read_table(&disk)
+        .with_context(|| format!("reading the partition table of {label}"))?;
+    let case = serde_json::to_value(core_plan.case)?
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let actions = match &core_plan.verdict {
-        Verdict::Manual { why, .. } if args.grow_image => {
-            // winre plan does not grow image files: our own planner's grow_image case.
-            let before = scan::scan_path(&args.image, &options)
-                .with_context(|| format!("scanning {}", args.image.display()))?;
-            let resize_options = ResizeOptions {
-                required_free_bytes: args.min_free,
-                grow_image: true,
-            };
-            match plan::plan(&before, &table, disk.info.virtual_size, resize_options) {
-                Ok(p) if p.case == "grow_image" => {
-                    case = p.case;
-                    p.actions
-                }
-                _ => {
-                    eprintln!("winre: refused: {why}");
-                    return Ok(Exit::Refused);
-                }
-            }
-        }
-        _ => match winre_patch::from_plan::actions(&core_plan) {
-            Ok(a) => a,
-            Err(e) => {
-                eprintln!("winre: {e}");
-                return Ok(exit_for(&e));
-            }
-        },
-    };
+    if let Verdict::Manual { why, .. } = &core_plan.verdict {
+        eprintln!("winre: refused: {label}: {why}");
+        return Ok(Exit::Refused);
+    }
+    let actions = core_plan.steps.clone();
     let mut report = ResizeReport {
-        image: args.image.display().to_string(),
+        image: label.clone(),
         applied: false,
         case,
         free_before_bytes: core_plan.free_before_bytes.unwrap_or(0),
@@ -232,10 +330,11 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<Exit> {
         seconds: 0.0,
         io: None,
     };
+    let mut qemu_nbd_write_bytes = None;
     let code = if report.actions.is_empty() {
         Exit::Ok
     } else if let Some(mut image) = image {
-        let prepared = match apply::prepare(&image, &table, &report.actions) {
+        let prepared = match apply::prepare(&image, &table, &report.plan) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("winre: {e}");
@@ -248,9 +347,21 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<Exit> {
             stop_after: crash_hook(),
             bar,
         };
+        if let Some(o) = overlay.as_mut() {
+            o.keep = true;
+        }
         let applied = apply::apply(&mut image, prepared, &journal_path, &mut observer);
         observer.bar.finish();
-        drop(image);
+        // Scanned again through the same route (for a raw image: read from the file anew).
+        let after = applied.is_ok().then(|| {
+            open_disk(&target, Some(&image))
+                .and_then(|d| Ok(scan::scan_disk(&label, &d, &options)?))
+                .with_context(|| format!("scanning {label} after the resize"))
+        });
+        qemu_nbd_write_bytes = image.guest().server_write_bytes();
+        // For a container: qemu-nbd closes it and exits before the result is trusted.
+        let closed = image.close();
+        let applied = applied.and_then(|a| closed.map(|()| a));
         match applied {
             Ok(a) => {
                 report.apply = Some(a);
@@ -263,7 +374,7 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<Exit> {
                 if sealed {
                     eprintln!(
                         "winre: the image may be partly written; restore it with: winre undo {} --journal {}",
-                        args.image.display(),
+                        target.display(),
                         journal_path.display()
                     );
                     return Ok(Exit::NotReadBack);
@@ -271,15 +382,17 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<Exit> {
                 return Ok(exit_for(&e));
             }
         }
-        let after = scan::scan_path(&args.image, &options)
-            .with_context(|| format!("scanning {} after the resize", args.image.display()))?;
+        let after = after.context("no scan after the resize")??;
         report.free_after_bytes = after.recovery_space.as_ref().map(|s| s.free);
         Exit::Ok
     } else {
         Exit::Finding
     };
     report.seconds = started.elapsed().as_secs_f64();
-    report.io = proc_io();
+    report.io = proc_io().map(|io| ProcIo {
+        qemu_nbd_write_bytes,
+        ..io
+    });
     if args.json {
         println!(
             "{}",

@@ -5,11 +5,11 @@ use std::time::Instant;
 
 use clap::Args;
 use rayon::prelude::*;
+use winre_core::problem::{Problem, ProblemCode};
 use winre_core::report::{ScanReport, WinreStatus};
 use winre_core::scan::{self, ScanOptions};
-use winre_disk::container::OpenOptions;
 
-use super::source::{self, RemoteArgs};
+use super::source::{self, JournalArgs, ParentArgs, RemoteArgs};
 use crate::cli::color::{paint, Tone};
 use crate::cli::size::{human, parse_size, plural};
 use crate::cli::threads::ThreadsArg;
@@ -48,12 +48,20 @@ pub struct ScanArgs {
     /// Also read the whole Winre.wim and give its SHA-256.
     #[arg(long)]
     pub hash: bool,
+    /// Also read the event logs, servicing state and PowerShell history, and give a verdict per
+    /// WinRE update (as `winre history`).
+    #[arg(long)]
+    pub history: bool,
     /// Print bytes read and time taken per image on stderr (for URLs also the requests made
     /// and bytes fetched).
     #[arg(long)]
     pub stats: bool,
     #[command(flatten)]
     pub remote: RemoteArgs,
+    #[command(flatten)]
+    pub parents: ParentArgs,
+    #[command(flatten)]
+    pub journal: JournalArgs,
 }
 
 /// One image's outcome.
@@ -70,24 +78,39 @@ pub fn scan_all(
     threads: ThreadsArg,
     options: &ScanOptions,
     remote: &RemoteArgs,
+    parents: &ParentArgs,
+    journal: Option<&Path>,
 ) -> anyhow::Result<Vec<Outcome>> {
     let pool = threads.pool(images.len())?;
     Ok(pool.install(|| {
         images
             .par_iter()
-            .map(|path| scan_one(path, options, remote))
+            .map(|path| scan_one(path, options, remote, parents, journal))
             .collect()
     }))
 }
 
 /// Scans one image, a local path or a URL; every image of `winre scan`, listed or not, goes
-/// through here.
-pub fn scan_one(path: &Path, options: &ScanOptions, remote: &RemoteArgs) -> Outcome {
+/// through here. A `winre resize` journal next to the image (or `journal`) becomes a problem.
+pub fn scan_one(
+    path: &Path,
+    options: &ScanOptions,
+    remote: &RemoteArgs,
+    parents: &ParentArgs,
+    journal: Option<&Path>,
+) -> Outcome {
     let started = Instant::now();
-    let scanned = if source::is_remote(path) {
-        scan_remote(path, options, remote)
-    } else {
-        scan::scan_path(path, options).map_err(|e| e.to_string())
+    let scanned = scan_input(path, options, remote, parents);
+    let notice = source::journal_notice(path, journal);
+    let scanned = match (scanned, notice) {
+        (Ok(mut report), Some(notice)) => {
+            report
+                .problems
+                .push(Problem::new(ProblemCode::ResizeJournal, notice));
+            Ok(report)
+        }
+        (Err(e), Some(notice)) => Err(format!("{e}; {notice}")),
+        (scanned, None) => scanned,
     };
     match scanned {
         Ok(report) => Outcome::Report(Box::new(report), started.elapsed().as_secs_f64() * 1000.0),
@@ -96,14 +119,16 @@ pub fn scan_one(path: &Path, options: &ScanOptions, remote: &RemoteArgs) -> Outc
     }
 }
 
-/// Scans the image at a URL; the report names the URL redacted and counts the requests made.
-fn scan_remote(
+/// Scans the image at a local path or a URL; the report of a URL names it redacted and counts
+/// the requests made.
+fn scan_input(
     url: &Path,
     options: &ScanOptions,
     remote: &RemoteArgs,
+    parents: &ParentArgs,
 ) -> Result<ScanReport, String> {
     let opened =
-        source::open_disk(url, &OpenOptions::default(), remote).map_err(|e| format!("{e:#}"))?;
+        source::open_disk(url, &parents.options(), remote).map_err(|e| format!("{e:#}"))?;
     let mut report =
         scan::scan_disk(&opened.label, &opened.disk, options).map_err(|e| e.to_string())?;
     if let Some(reader) = &opened.remote {
@@ -147,6 +172,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
     let options = ScanOptions {
         required_free_bytes: args.min_free,
         hash: args.hash,
+        history: args.history,
     };
     // clap's `requires` is not enforced beside the positional IMAGEs: check here.
     if args.from_list.is_none() {
@@ -161,6 +187,12 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
         }
     }
     if let Some(list) = &args.from_list {
+        if !args.parents.parents.is_empty() {
+            anyhow::bail!(
+                "--parent names the parents of the images given on the command line; with \
+                 --from-list each image's chain is followed from its recorded names"
+            );
+        }
         return scan_list::run(
             &scan_list::ListArgs {
                 list,
@@ -174,14 +206,23 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
             &options,
         );
     }
-    let outcomes = scan_all(&args.images, args.threads, &options, &args.remote)?;
+    let outcomes = scan_all(
+        &args.images,
+        args.threads,
+        &options,
+        &args.remote,
+        &args.parents,
+        args.journal.journal.as_deref(),
+    )?;
     let mut failed = false;
+    let mut code = Exit::Ok;
     for outcome in &outcomes {
         if args.json {
             output::print(&format!("{}\n", outcome_json(outcome)?))?;
         }
         match outcome {
             Outcome::Report(report, ms) => {
+                code = code.max(exit_code_of(report));
                 if !args.json {
                     output::print(&render_text(report))?;
                 }
@@ -197,7 +238,22 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
             }
         }
     }
-    Ok(if failed { Exit::Unreadable } else { Exit::Ok })
+    Ok(if failed { Exit::Unreadable } else { code })
+}
+
+/// The exit code a scanned image asks for: 2 when it is not a disk image, 1 when it is damaged
+/// (truncated, nothing readable), else 0.
+pub fn exit_code_of(report: &ScanReport) -> Exit {
+    match report
+        .problems
+        .iter()
+        .filter_map(|p| p.code.scan_exit_code())
+        .max()
+    {
+        Some(2) => Exit::Unreadable,
+        Some(_) => Exit::Finding,
+        None => Exit::Ok,
+    }
 }
 
 /// The text summary, in the spirit of `reagentc /info`.
@@ -213,6 +269,18 @@ pub fn render_text(r: &ScanReport) -> String {
         r.source.sector_size,
         r.partition_table.scheme.to_uppercase()
     );
+    for link in &r.source.chain {
+        let how = if link.given {
+            "given with --parent".to_string()
+        } else {
+            format!("recorded as {:?}", link.recorded)
+        };
+        let format = serde_json::to_value(link.format)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let _ = writeln!(s, "  Parent:               {} ({format}, {how})", link.path);
+    }
     let status = match r.winre.status {
         WinreStatus::Enabled => "Enabled",
         WinreStatus::Disabled => "Disabled",
@@ -290,6 +358,17 @@ pub fn render_text(r: &ScanReport) -> String {
             let _ = writeln!(s, "    {state:<14} >= {min:<18} {}", u.title);
         }
     }
+    for f in &r.winre.version_sources.files {
+        let shown = match (&f.error, &f.file_version, &f.product_version) {
+            (Some(e), _, _) => format!("unreadable ({e})"),
+            (None, Some(file), Some(product)) => format!("file {file}, product {product}"),
+            _ => "no fixed version".to_string(),
+        };
+        let _ = writeln!(s, "  {:<21} {shown}", format!("{}:", file_name(&f.path)));
+    }
+    if let Some(h) = &r.history {
+        s.push_str(&super::history::render_history(h));
+    }
     if r.problems.is_empty() {
         let _ = writeln!(s, "  Problems:             none");
     } else {
@@ -300,4 +379,8 @@ pub fn render_text(r: &ScanReport) -> String {
     }
     s.push('\n');
     s
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('\\').next().unwrap_or(path)
 }

@@ -24,7 +24,7 @@ use anyhow::{bail, Context};
 use winre_core::scan::ScanOptions;
 
 use super::scan::{outcome_json, scan_one, stats_line, Outcome};
-use super::source::RemoteArgs;
+use super::source::{ParentArgs, RemoteArgs};
 use crate::cli::output;
 use crate::cli::progress::Progress;
 use crate::cli::threads::ThreadsArg;
@@ -244,14 +244,12 @@ fn scan_ordered(
                 let Some(item) = items.get(index) else { return };
                 // A panic in one image's scan (a bug) becomes that image's error record: the
                 // writer waits for every index, so a lost one would hang the run.
-                let outcome =
-                    std::panic::catch_unwind(AssertUnwindSafe(|| scan_one(item, options, remote)))
-                        .unwrap_or_else(|_| {
-                            Outcome::Failed(
-                                item.clone(),
-                                "internal error: the scan panicked".into(),
-                            )
-                        });
+                let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    scan_one(item, options, remote, &ParentArgs::default(), None)
+                }))
+                .unwrap_or_else(|_| {
+                    Outcome::Failed(item.clone(), "internal error: the scan panicked".into())
+                });
                 let finished = finish(&outcome, stats);
                 lock().done.insert(index, finished);
                 changed.notify_all();

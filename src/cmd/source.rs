@@ -1,7 +1,7 @@
 //! Inputs: a local path, or a URL (`https://`, `http://`, `s3://`, `az://`) read in place with
 //! range requests. The one place the CLI turns an input into a `Disk` or a byte source.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +9,37 @@ use anyhow::Context;
 use winre_disk::container::{self, Disk, OpenOptions};
 use winre_readat::{FileReader, ReadAt};
 use winre_remote::{RemoteOptions, RemoteReader};
+
+/// `--parent`: the parents of a differencing image, for every command that reads one.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct ParentArgs {
+    /// The parent of a differencing disk (qcow2 backing file, VHD / VHDX parent, VMDK parent),
+    /// used instead of the one the image names; repeat it for the parent's parent, nearest
+    /// first. Needed only where the recorded name is not followed: an absolute path, a file
+    /// in another folder, a renamed file.
+    #[arg(long = "parent", value_name = "IMAGE")]
+    pub parents: Vec<PathBuf>,
+}
+
+impl ParentArgs {
+    /// The container options these arguments ask for.
+    pub fn options(&self) -> OpenOptions {
+        OpenOptions {
+            parents: self.parents.clone(),
+            ..OpenOptions::default()
+        }
+    }
+}
+
+/// A container error with the hint the `--parent` flag gives (for the commands that have it).
+pub fn with_parent_hint(error: winre_disk::Error) -> anyhow::Error {
+    match error {
+        e @ winre_disk::Error::NeedsParent { .. } => {
+            anyhow::anyhow!("{e} (give the parent with --parent IMAGE, nearest first)")
+        }
+        e => anyhow::Error::new(e),
+    }
+}
 
 /// Options for images given as URLs.
 #[derive(clap::Args, Clone, Debug)]
@@ -92,9 +123,10 @@ pub fn open_bytes(input: &Path, remote: &RemoteArgs) -> anyhow::Result<OpenedByt
 
 /// Opens the disk image at `input`, a local path or a URL.
 ///
-/// Over a URL, VMDK and E01 are refused (their extents and segments are separate files, found
-/// by name next to the first), and so is a differencing VHD / VHDX or a qcow2 with a backing
-/// file unless `options.parent` names a local parent.
+/// A local image's chain is followed (see `winre_disk::container::chain`). Over a URL, VMDK
+/// and E01 are refused (their extents and segments are separate files, found by name next to
+/// the first), and so is a differencing VHD / VHDX or a qcow2 with a backing file unless
+/// `options.parents` names local parents.
 pub fn open_disk(
     input: &Path,
     options: &OpenOptions,
@@ -102,7 +134,8 @@ pub fn open_disk(
 ) -> anyhow::Result<Opened> {
     let label = label(input);
     if !is_remote(input) {
-        let disk = container::open(input, options)?;
+        let disk = container::open(input, options)
+            .map_err(|e| with_parent_hint(e).context(label.clone()))?;
         return Ok(Opened {
             disk,
             label,
@@ -125,9 +158,9 @@ pub fn open_disk(
                  it to VHD / qcow2 / raw where it is stored"
             )
         }
-        Err(winre_disk::Error::NeedsParent { format, parent }) => anyhow::bail!(
-            "{label}: {format} with parent {parent:?}: differencing images over a URL are not \
-             supported (parents are not fetched); scan a merged image"
+        Err(winre_disk::Error::NeedsParent { format, parent, .. }) => anyhow::bail!(
+            "{label}: {format} with parent {parent:?}: parents are not fetched over a URL; give \
+             a local copy with --parent IMAGE, or scan a merged image"
         ),
         Err(e) => return Err(anyhow::Error::new(e).context(label)),
     };
@@ -136,4 +169,44 @@ pub fn open_disk(
         label,
         remote: Some(reader),
     })
+}
+
+/// `--journal FILE` for reader commands: where to look for a `winre resize` journal.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct JournalArgs {
+    /// A `winre resize` journal to report on (default: IMAGE.winre-journal, when it exists).
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<std::path::PathBuf>,
+}
+
+/// What a `winre resize` journal next to a local `image` (or at `journal`) says, and what to
+/// run; `None` when there is none. Every reader command shows it: the bytes read may be half
+/// of a resize.
+pub fn journal_notice(image: &Path, journal: Option<&Path>) -> Option<String> {
+    use winre_patch::journal::{self, JournalState};
+    if is_remote(image) {
+        return None;
+    }
+    let path = journal.map_or_else(|| journal::default_path(image), Path::to_path_buf);
+    if journal.is_none() && !path.is_file() {
+        return None;
+    }
+    let shown = path.display();
+    let undo = format!("`winre undo {}`", image.display());
+    Some(match journal::read(&path) {
+        Err(e) => format!("a winre journal {shown} is there but cannot be read ({e}); run {undo} to see what it holds"),
+        Ok(j) => match j.state {
+            JournalState::Saving => format!("an incomplete winre journal {shown} is there: a resize stopped while saving regions, before writing the image; run {undo} to confirm and clear it"),
+            JournalState::Sealed => format!("an incomplete winre journal {shown} is there: a resize stopped half-way and the image may be partly written; run {undo} before trusting this image"),
+            JournalState::Complete => format!("a complete winre journal {shown} is there: this image was resized by winre; {undo} puts the original bytes back"),
+            JournalState::Undone => format!("a winre journal {shown} is there: its resize was undone, the image holds its original bytes (the journal can be removed)"),
+        },
+    })
+}
+
+/// Prints [`journal_notice`] on stderr, for commands whose output has no place for it.
+pub fn warn_journal(image: &Path, journal: Option<&Path>) {
+    if let Some(notice) = journal_notice(image, journal) {
+        eprintln!("winre: note: {}: {notice}", image.display());
+    }
 }

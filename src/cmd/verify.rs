@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use super::source::{self, RemoteArgs};
 use super::wim::emit;
+use crate::cli::size::parse_size;
 use crate::cli::threads::ThreadsArg;
 use crate::cli::{progress, Exit};
 use anyhow::Context;
@@ -21,6 +22,10 @@ pub struct VerifyArgs {
     pub json: bool,
     #[command(flatten)]
     pub threads: ThreadsArg,
+    /// Bytes the decode buffers may hold at once (default 100MiB, which keeps peak RSS within
+    /// 128 MiB). More lets two 64 MiB solid LZMS chunks decode at once, on two cores.
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    pub buffer_memory: Option<u64>,
     /// For a URL: print the requests made and bytes fetched on stderr.
     #[arg(long)]
     pub stats: bool,
@@ -37,7 +42,13 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<Exit> {
     let bar = progress::Progress::bytes("verifying", 0);
     let on_progress = |p: Progress| bar.set(p.done_bytes, p.total_bytes);
     let report = pool
-        .install(|| verify(reader, VerifyOptions::default(), &on_progress))
+        .install(|| {
+            let options = VerifyOptions {
+                buffer_bytes: args.buffer_memory,
+                ..Default::default()
+            };
+            verify(reader, options, &on_progress)
+        })
         .with_context(|| format!("cannot verify {shown}"))?;
     bar.finish();
     if let (true, Some(remote)) = (args.stats, &remote) {

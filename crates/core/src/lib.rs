@@ -7,6 +7,8 @@ pub mod bcd;
 pub mod error;
 pub mod fat;
 pub mod file_versions;
+pub mod filetype;
+pub mod history;
 pub mod locate;
 pub mod ntfs;
 pub mod plan;

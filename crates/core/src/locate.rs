@@ -128,14 +128,59 @@ impl std::fmt::Debug for DiskView {
 }
 
 impl DiskView {
-    /// Reads the partition table of `disk`.
+    /// Reads the partition table of `disk`. A disk without a table that starts with a file
+    /// system boot sector (a volume imaged on its own) is taken as one partition, number 1,
+    /// spanning the whole disk.
     pub fn open(disk: Disk) -> Result<Self> {
         let table = partition::read_table(&disk)?;
-        Ok(Self {
+        let mut view = Self {
             disk,
             table,
             volumes: RefCell::new(HashMap::new()),
-        })
+        };
+        if view.table.info.scheme == Scheme::None {
+            if let Some(volume) = bare_volume(&view.disk)? {
+                view.table.partitions.push(volume);
+                view.set_bare_volume_kind();
+            }
+        }
+        Ok(view)
+    }
+
+    /// True when the disk has no partition table and partition 1 is the whole disk.
+    pub fn is_bare_volume(&self) -> bool {
+        self.table.info.scheme == Scheme::None && !self.table.partitions.is_empty()
+    }
+
+    /// The kind of a bare volume, from what is on it: NTFS with `\Recovery\WindowsRE` and no
+    /// `\Windows` is a recovery volume; FAT with the BCD store is an ESP; else basic data.
+    fn set_bare_volume_kind(&mut self) {
+        let Some(part) = self.table.partitions.first() else {
+            return;
+        };
+        let kind = match part.filesystem {
+            Filesystem::Ntfs => match self.ntfs(part.number) {
+                Ok(Some(volume)) => {
+                    let has = |path: &str| matches!(volume.lookup(path), Ok(Some(_)));
+                    if has(WINRE_FOLDER) && !has(r"\Windows") {
+                        Kind::Recovery
+                    } else {
+                        Kind::BasicData
+                    }
+                }
+                _ => Kind::BasicData,
+            },
+            Filesystem::Fat12 | Filesystem::Fat16 | Filesystem::Fat32 => {
+                match self.read_small_file(part, ESP_BCD_PATH, MAX_BCD_BYTES) {
+                    Ok(Some(_)) => Kind::Esp,
+                    _ => Kind::BasicData,
+                }
+            }
+            _ => Kind::Other,
+        };
+        if let Some(part) = self.table.partitions.first_mut() {
+            part.kind = kind;
+        }
     }
 
     /// The partition numbered `number`.
@@ -422,6 +467,36 @@ impl DiskView {
         );
         numbers
     }
+}
+
+/// The whole disk as partition 1, when it starts with a file system boot sector.
+fn bare_volume(disk: &Disk) -> Result<Option<Partition>> {
+    let filesystem = winre_disk::probe::probe(disk.reader.as_ref())?;
+    if filesystem == Filesystem::Unknown {
+        return Ok(None);
+    }
+    let size_bytes = disk.reader.len();
+    let sector = u64::from(disk.info.sector_size.max(1));
+    let size_sectors = size_bytes / sector;
+    Ok(Some(Partition {
+        number: 1,
+        type_guid: None,
+        mbr_type: None,
+        unique_guid: None,
+        kind: Kind::Other,
+        start_lba: 0,
+        end_lba: size_sectors.saturating_sub(1),
+        size_sectors,
+        start_bytes: 0,
+        size_bytes,
+        attributes: None,
+        attribute_names: Vec::new(),
+        name: None,
+        active: None,
+        logical: None,
+        filesystem,
+        problems: Vec::new(),
+    }))
 }
 
 /// The WinRE loader's ramdisk: the device holding the image and the image path.

@@ -96,6 +96,50 @@ problem_codes! {
     ShortOfSpace = "short_of_space",
     /// The free space of the WinRE volume could not be counted.
     FreeSpaceUnknown = "free_space_unknown",
+    /// A file version inside Winre.wim (winpeshl.exe, winload) disagrees with the WIM XML.
+    FileVersionMismatch = "file_version_mismatch",
+    /// The file is not a disk image at all (an ELF, a PNG, an archive, ...).
+    NotADiskImage = "not_a_disk_image",
+    /// A partition ends past the end of the image (a truncated copy).
+    PartitionPastEnd = "partition_past_end",
+    /// A partition table, but no partition holds a file system winre can read.
+    NoFilesystem = "no_filesystem",
+    /// No partition table and no file system at the start of the disk (blank, or unknown data).
+    NoPartitionTable = "no_partition_table",
+    /// Something else the partition table reader noticed about a partition (overlap, outside the
+    /// usable area, first sector unreadable).
+    PartitionTable = "partition_table",
+    /// No partition table: the image is one volume (listed as partition 1).
+    BareVolume = "bare_volume",
+    /// The NTFS dirty flag is set (`$Volume` flags): the volume was not cleanly unmounted.
+    VolumeDirty = "volume_dirty",
+    /// `hiberfil.sys` has a live header (HIBR/WAKE): Windows is hibernated or used Fast Startup.
+    OsHibernated = "os_hibernated",
+    /// `$LogFile` has a restart area that is not clean: transactions may not be applied.
+    LogfileUnclean = "logfile_unclean",
+    /// A winre resize journal lies next to the image.
+    ResizeJournal = "resize_journal",
+    /// Winre.wim failed verification (`--verify`).
+    WimCorrupt = "wim_corrupt",
+}
+
+impl ProblemCode {
+    /// The exit code `winre scan` gives an image with this finding, for findings that say the
+    /// image is not what it seems (2: not readable as a disk, 1: damaged); `None` for the rest.
+    pub fn scan_exit_code(self) -> Option<u8> {
+        match self {
+            ProblemCode::NotADiskImage => Some(2),
+            ProblemCode::PartitionPastEnd
+            | ProblemCode::NoFilesystem
+            | ProblemCode::NoPartitionTable => Some(1),
+            _ => None,
+        }
+    }
+}
+
+/// Adds a finding to `problems`.
+pub fn push(problems: &mut Vec<Problem>, code: ProblemCode, message: impl Into<String>) {
+    problems.push(Problem::new(code, message));
 }
 
 impl fmt::Display for ProblemCode {

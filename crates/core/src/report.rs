@@ -6,8 +6,10 @@
 
 use serde::Serialize;
 
+use crate::file_versions::FileVersion;
+use crate::history::HistoryReport;
 use crate::problem::Problem;
-use crate::updates::UpdateStatus;
+use crate::updates::{TableId, UpdateStatus};
 use crate::version::WinreVersion;
 
 /// One disk image, scanned.
@@ -27,6 +29,11 @@ pub struct ScanReport {
     pub recovery_space: Option<RecoverySpace>,
     /// Known WinRE updates for the WinRE build family, and whether the image has each.
     pub updates: Vec<UpdateStatus>,
+    /// The update table that judged `updates`: its date and SHA-256.
+    pub update_table: TableId,
+    /// With `--history`: the update history, servicing state and a verdict per update.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<HistoryReport>,
     /// Findings: a stable machine code and one human-readable sentence each.
     pub problems: Vec<Problem>,
     /// Bytes read from the image to produce this report.
@@ -46,6 +53,10 @@ pub struct SourceInfo {
     pub disk_size: u64,
     /// Logical sector size in bytes.
     pub sector_size: u32,
+    /// The parents of a differencing image that were opened, nearest first (empty for a disk
+    /// that stands alone): `path`, `format`, `recorded` (the name the child records), `given`
+    /// (true when named with --parent).
+    pub chain: Vec<winre_disk::container::ChainLink>,
 }
 
 /// The partition table's own facts.
@@ -123,6 +134,9 @@ pub struct VersionSources {
     pub wim_xml: Option<WinreVersion>,
     /// `WinREVersion` in the SOFTWARE hive (a claim, often written by scripts).
     pub registry: Option<WinreVersion>,
+    /// The version resources of `winpeshl.exe` and `winload.efi` inside image 1 (what
+    /// Microsoft's scripts read), each judged against the XML.
+    pub files: Vec<FileVersion>,
 }
 
 /// Winre.wim's header facts.

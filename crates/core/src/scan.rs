@@ -16,8 +16,12 @@ use winre_disk::probe::Filesystem;
 use winre_readat::{Counting, ReadAt};
 use winre_wim::codec::Compression;
 
+use crate::file_versions::{self, FileVersion};
+use crate::filetype;
+use crate::history;
 use crate::locate::{self, DiskView, FoundBcd, FoundReagent, FoundWim};
-use crate::problem::{Problem, ProblemCode};
+use crate::ntfs::state::VolumeState;
+use crate::problem::{push, Problem, ProblemCode};
 use crate::report::{
     BcdSummary, PartitionSummary, ReadSummary, ReagentSummary, RecoverySpace, ScanReport,
     SourceInfo, TableSummary, VersionSources, WimSummary, WinreReport, WinreStatus,
@@ -33,6 +37,8 @@ pub struct ScanOptions {
     pub required_free_bytes: u64,
     /// Read the whole Winre.wim to give its SHA-256.
     pub hash: bool,
+    /// Read the event logs, servicing state and PowerShell history, and judge each update.
+    pub history: bool,
 }
 
 impl Default for ScanOptions {
@@ -40,6 +46,7 @@ impl Default for ScanOptions {
         Self {
             required_free_bytes: REQUIRED_FREE_BYTES,
             hash: false,
+            history: false,
         }
     }
 }
@@ -57,6 +64,10 @@ pub fn scan_disk(label: &str, disk: &Disk, options: &ScanOptions) -> Result<Scan
     let view = DiskView::open(Disk {
         reader,
         info: disk.info.clone(),
+    })
+    .map_err(|e| match sniff(disk.reader.as_ref()) {
+        Some(name) => crate::Error::Unsupported(format!("not a disk image: the file is {name}")),
+        None => e,
     })?;
     let mut report = inspect(label, &view, options)?;
     let stats = counting.stats();
@@ -70,7 +81,8 @@ pub fn scan_disk(label: &str, disk: &Disk, options: &ScanOptions) -> Result<Scan
 
 /// Everything but the read counters.
 fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanReport> {
-    let mut problems = Vec::new();
+    let mut problems: Vec<Problem> = Vec::new();
+    image_findings(view, &mut problems);
     for part in &view.table.partitions {
         if part.filesystem == Filesystem::Bitlocker {
             problems.push(Problem::new(ProblemCode::Bitlocker, format!(
@@ -79,6 +91,7 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
             )));
         }
     }
+    volume_states(view, &mut problems);
     let os_partitions = view.os_partitions(&mut problems);
     if os_partitions.is_empty() {
         problems.push(Problem::new(
@@ -130,9 +143,9 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
         &os_partitions,
         &mut problems,
     );
-    let (wim, wim_xml) = match &found {
+    let (wim, wim_xml, files) = match &found {
         Some(f) => match read_wim(f, options.hash) {
-            Ok((summary, version)) => (Some(summary), version),
+            Ok((summary, version, files)) => (Some(summary), version, files),
             Err(e) => {
                 problems.push(Problem::new(
                     ProblemCode::WimUnreadable,
@@ -141,11 +154,31 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
                         f.partition, f.path
                     ),
                 ));
-                (None, None)
+                (None, None, Vec::new())
             }
         },
-        None => (None, None),
+        None => (None, None, Vec::new()),
     };
+    for file in &files {
+        // A file whose version cannot be read says so in `files[].error`, not as a problem.
+        match (&file.error, file.agrees_with_xml) {
+            (None, Some(false)) => problems.push(Problem::new(
+                ProblemCode::FileVersionMismatch,
+                format!(
+                    "version mismatch: {} inside Winre.wim is {}, the WIM XML says {}",
+                    file.path,
+                    match file.compared {
+                        file_versions::ComparedField::FileVersion => file.file_version.as_deref(),
+                        file_versions::ComparedField::ProductVersion =>
+                            file.product_version.as_deref(),
+                    }
+                    .unwrap_or("?"),
+                    wim_xml.map(|v| v.to_string()).unwrap_or_default()
+                ),
+            )),
+            _ => {}
+        }
+    }
 
     let status = match (&found, reagent.as_ref().and_then(|r| r.config.enabled())) {
         (None, _) => WinreStatus::NotFound,
@@ -168,6 +201,22 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
 
     let recovery_space = recovery_space(view, &found, status, options, &mut problems);
     let updates = version.map(updates::updates_for).unwrap_or_default();
+    let history = options.history.then(|| {
+        let winload_version = files
+            .iter()
+            .find(|f| f.path.contains("winload"))
+            .and_then(|f| f.product_version.as_deref())
+            .and_then(|v| v.parse().ok());
+        history::read_history(
+            view,
+            &os_partitions,
+            history::ImageFacts {
+                wim_version: wim_xml,
+                winload_version,
+                space_shortfall: recovery_space.as_ref().map(|s| s.shortfall),
+            },
+        )
+    });
 
     Ok(ScanReport {
         source: SourceInfo {
@@ -180,14 +229,10 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
                 Scheme::None => view.disk.info.sector_size,
                 _ => view.table.info.sector_size,
             },
+            chain: view.disk.info.chain.clone(),
         },
         partition_table: TableSummary {
-            scheme: match view.table.info.scheme {
-                Scheme::Gpt => "gpt",
-                Scheme::Mbr => "mbr",
-                Scheme::None => "none",
-            }
-            .to_string(),
+            scheme: scheme_name(view.table.info.scheme).to_string(),
             disk_guid: view
                 .table
                 .info
@@ -209,20 +254,174 @@ fn inspect(label: &str, view: &DiskView, options: &ScanOptions) -> Result<ScanRe
             path: found.as_ref().map(|f| f.path.clone()),
             found_by: found.as_ref().map(|f| f.found_by.name().to_string()),
             version,
-            version_sources: VersionSources { wim_xml, registry },
+            version_sources: VersionSources {
+                wim_xml,
+                registry,
+                files,
+            },
             wim,
             reagent: reagent.as_ref().map(reagent_summary),
             bcd: bcd.as_ref().map(bcd_summary),
         },
         recovery_space,
         updates,
+        update_table: updates::table_id().clone(),
+        history,
         problems,
         stats: ReadSummary::default(),
     })
 }
 
-/// Reads Winre.wim's header and XML in place (and its SHA-256 when asked).
-fn read_wim(found: &FoundWim, hash: bool) -> Result<(WimSummary, Option<WinreVersion>)> {
+/// Findings about the image itself: a volume without a table, partitions past the end of a
+/// truncated copy, a table with nothing readable in it, a file that is not a disk image.
+fn image_findings(view: &DiskView, problems: &mut Vec<Problem>) {
+    let disk_len = view.disk.reader.len();
+    let table = &view.table;
+    if view.is_bare_volume() {
+        if let Some(p) = table.partitions.first() {
+            push(
+                problems,
+                ProblemCode::BareVolume,
+                format!(
+                    "no partition table: the image is one {} volume ({} bytes), listed as partition 1",
+                    p.filesystem.name(),
+                    p.size_bytes
+                ),
+            );
+        }
+        return;
+    }
+    if table.info.scheme == Scheme::None {
+        let mut sector = [0u8; 512];
+        let blank = view.disk.reader.read_exact_at(0, &mut sector).is_ok()
+            && sector.iter().all(|&b| b == 0);
+        match sniff(view.disk.reader.as_ref()) {
+            Some(name) => push(
+                problems,
+                ProblemCode::NotADiskImage,
+                format!("not a disk image: the file is {name}"),
+            ),
+            None if blank => push(
+                problems,
+                ProblemCode::NoPartitionTable,
+                "no partition table and no file system: the first sector is all zeros (a blank disk?)",
+            ),
+            None => push(
+                problems,
+                ProblemCode::NoPartitionTable,
+                "no partition table and no file system boot sector at the start of the disk: not a disk image winre can read",
+            ),
+        }
+        return;
+    }
+    for p in &table.partitions {
+        let end = p.start_bytes.checked_add(p.size_bytes);
+        if end.is_none_or(|end| end > disk_len) {
+            push(
+                problems,
+                ProblemCode::PartitionPastEnd,
+                format!(
+                    "partition {} (bytes {}..{}) ends past the end of the image ({disk_len} bytes): the image is truncated or the table is wrong",
+                    p.number,
+                    p.start_bytes,
+                    end.map_or_else(|| "overflow".to_string(), |e| e.to_string())
+                ),
+            );
+        }
+        // The past-the-end finding of the table reader is the one above.
+        for problem in p.problems.iter().filter(|x| !x.contains("past the end")) {
+            push(
+                problems,
+                ProblemCode::PartitionTable,
+                format!("partition {}: {problem}", p.number),
+            );
+        }
+    }
+    let readable = table
+        .partitions
+        .iter()
+        .any(|p| p.filesystem != Filesystem::Unknown);
+    if !readable {
+        push(
+            problems,
+            ProblemCode::NoFilesystem,
+            format!(
+                "the {} partition table lists {} partition(s), but none holds a file system winre can read",
+                scheme_name(table.info.scheme).to_ascii_uppercase(),
+                table.partitions.len()
+            ),
+        );
+    }
+}
+
+/// What known non-disk file `reader` starts with, if any (a short file is sniffed as far as it
+/// goes).
+fn sniff(reader: &dyn ReadAt) -> Option<&'static str> {
+    let mut head = [0u8; filetype::SNIFF_BYTES];
+    let take = usize::try_from(reader.len().min(filetype::SNIFF_BYTES as u64)).unwrap_or(0);
+    let head = head.get_mut(..take)?;
+    reader.read_exact_at(0, head).ok()?;
+    filetype::name_of(head)
+}
+
+/// Forensic notes on every NTFS volume left unclean: what winre reads may be older than what
+/// Windows holds in memory or in its log.
+fn volume_states(view: &DiskView, problems: &mut Vec<Problem>) {
+    for part in &view.table.partitions {
+        let Ok(Some(volume)) = view.ntfs(part.number) else {
+            continue; // not NTFS, or unreadable: reported where it is read
+        };
+        let n = part.number;
+        let state = match VolumeState::read(&volume) {
+            Ok(state) => state,
+            Err(e) => {
+                push(
+                    problems,
+                    ProblemCode::VolumeUnreadable,
+                    format!("partition {n}: the volume's state ($Volume, hiberfil.sys, $LogFile) could not be read: {e}"),
+                );
+                continue;
+            }
+        };
+        if state.dirty {
+            push(
+                problems,
+                ProblemCode::VolumeDirty,
+                format!("partition {n}: the NTFS dirty flag is set ($Volume): the volume was not cleanly unmounted; files read may be older than what Windows last wrote"),
+            );
+        }
+        if let Some(magic) = &state.hibernation {
+            push(
+                problems,
+                ProblemCode::OsHibernated,
+                format!("partition {n}: \\hiberfil.sys starts with {magic:?}: Windows is hibernated (or shut down with Fast Startup); what it holds in memory is not on this volume"),
+            );
+        }
+        if let Some(why) = &state.logfile_unclean {
+            push(
+                problems,
+                ProblemCode::LogfileUnclean,
+                format!("partition {n}: {why}"),
+            );
+        }
+    }
+}
+
+fn scheme_name(scheme: Scheme) -> &'static str {
+    match scheme {
+        Scheme::Gpt => "gpt",
+        Scheme::Mbr => "mbr",
+        Scheme::None => "none",
+    }
+}
+
+/// Reads Winre.wim's header and XML in place (and its SHA-256 when asked), and the version
+/// resources of winpeshl.exe and winload.efi in image 1 (only image 1's metadata and those two
+/// files are read).
+fn read_wim(
+    found: &FoundWim,
+    hash: bool,
+) -> Result<(WimSummary, Option<WinreVersion>, Vec<FileVersion>)> {
     let reader = found.file.data_reader()?;
     let wim = winre_wim::Wim::open(&reader)?;
     let info = winre_wim::WimInfo::new(&wim);
@@ -247,7 +446,19 @@ fn read_wim(found: &FoundWim, hash: bool) -> Result<(WimSummary, Option<WinreVer
         integrity_table: header.integrity.is_some(),
         data_runs: found.file.data_runs().len(),
     };
-    Ok((summary, version))
+    let files = match file_versions::wim_file_versions(&wim) {
+        Ok(files) => files,
+        Err(e) => vec![FileVersion {
+            path: "image 1".to_string(),
+            file_version: None,
+            product_version: None,
+            file_version_string: None,
+            compared: file_versions::ComparedField::FileVersion,
+            agrees_with_xml: None,
+            error: Some(e),
+        }],
+    };
+    Ok((summary, version, files))
 }
 
 /// SHA-256 of everything `reader` holds, read in 1 MiB pieces, as lowercase hex.
@@ -267,6 +478,11 @@ pub fn sha256_hex(reader: &dyn ReadAt) -> Result<String> {
         offset = offset.saturating_add(take);
     }
     Ok(hex(&hasher.finalize()))
+}
+
+/// SHA-256 of `bytes` as lowercase hex.
+pub fn hex_digest(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -499,8 +715,13 @@ pub struct LocatedWinre {
 /// when there is none.
 pub fn locate_path(path: &Path) -> Result<LocatedWinre> {
     let disk = container::open(path, &OpenOptions::default())?;
+    locate_disk(&path.display().to_string(), disk)
+}
+
+/// [`locate_path`] for an opened disk; `label` names it in the error.
+pub fn locate_disk(label: &str, disk: Disk) -> Result<LocatedWinre> {
     let view = DiskView::open(disk)?;
-    let mut problems = Vec::new();
+    let mut problems: Vec<Problem> = Vec::new();
     let os_partitions = view.os_partitions(&mut problems);
     let reagent = view.reagent(&os_partitions).ok().flatten();
     let bcd = view.bcd().ok().flatten();
@@ -512,7 +733,7 @@ pub fn locate_path(path: &Path) -> Result<LocatedWinre> {
             &mut problems,
         )
         .ok_or_else(|| {
-            let mut message = format!("no Winre.wim in {}", path.display());
+            let mut message = format!("no Winre.wim in {label}");
             for p in &problems {
                 message.push_str("; ");
                 message.push_str(&p.message);
@@ -531,11 +752,18 @@ pub struct Requirement {
     pub kb: Option<String>,
     /// The WinRE volume must have this many bytes free (`None`: do not check).
     pub min_free_bytes: Option<u64>,
+    /// With `kb`: the update's verdict (the report's `history`) must be `installed`.
+    pub require_installed: bool,
 }
 
 /// The reasons `report` fails `requirement`, one sentence each; empty when it passes.
 pub fn check(report: &ScanReport, requirement: &Requirement) -> Vec<String> {
-    let mut reasons = Vec::new();
+    let mut reasons: Vec<String> = report
+        .problems
+        .iter()
+        .filter(|p| p.code.scan_exit_code().is_some())
+        .map(|p| p.message.clone())
+        .collect();
     match report.winre.status {
         WinreStatus::NotFound => reasons.push("no Winre.wim found".to_string()),
         WinreStatus::Disabled => reasons.push("WinRE is disabled".to_string()),
@@ -583,6 +811,27 @@ pub fn check(report: &ScanReport, requirement: &Requirement) -> Vec<String> {
                     }
                 }
             }
+        }
+    }
+    if let (Some(kb), true) = (&requirement.kb, requirement.require_installed) {
+        let wanted = updates::kb_number(kb.trim())
+            .or_else(|| updates::kb_number(&format!("KB{}", kb.trim())))
+            .unwrap_or_default();
+        let verdict = report
+            .history
+            .as_ref()
+            .and_then(|h| h.verdicts.iter().find(|v| v.kb.as_deref() == Some(&wanted)));
+        match verdict {
+            Some(v) if v.verdict == history::verdict::Verdict::Installed => {}
+            Some(v) => reasons.push(format!(
+                "{wanted}: the verdict is {}, not installed ({})",
+                v.verdict.name(),
+                v.evidence.join("; ")
+            )),
+            None if report.history.is_none() => {
+                reasons.push(format!("{wanted}: no history was read to judge it"))
+            }
+            None => {}
         }
     }
     if let Some(min_free) = requirement.min_free_bytes {

@@ -1,9 +1,11 @@
 //! WinRE servicing updates, the minimum WinRE version each leaves behind, and which of them a
 //! given WinRE version already has.
 //!
-//! The table is `data/winre-updates.csv`, embedded at build time and parsed once. A row's
-//! `confirmed` is true only when a Microsoft source states its threshold; rows without a
-//! published threshold are still listed, with `installed: null`, so reports never guess.
+//! The table is `data/winre-updates.csv`, embedded at build time and parsed once; a newer one can
+//! be loaded at run time ([`use_table`]). A row's `confirmed` is true only when a Microsoft source
+//! states its threshold; rows without a published threshold are still listed, with
+//! `installed: null`, so reports never guess. Every row names its source and, where it has one,
+//! the source's URL.
 
 use std::sync::OnceLock;
 
@@ -20,6 +22,31 @@ pub const REQUIRED_FREE_BYTES: u64 = 262_144_000;
 
 const TABLE: &str = include_str!("../data/winre-updates.csv");
 
+/// Largest update table read from a file (the embedded one is about 8 KiB).
+pub const MAX_TABLE_BYTES: u64 = 1 << 20;
+
+/// Which version a row's threshold is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThresholdKind {
+    /// The WinRE image version: the WIM XML's MAJOR.MINOR.BUILD.SPBUILD (what WinREAgent and
+    /// the KB pages compare).
+    WimVersion,
+    /// The version resource of a file inside Winre.wim (the KB5034957 script compares
+    /// `winload.efi`): winre compares winload's product version when it could read it.
+    FileVersion,
+}
+
+impl ThresholdKind {
+    /// The name in the table and in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::WimVersion => "wim_version",
+            Self::FileVersion => "file_version",
+        }
+    }
+}
+
 /// One row of the update table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UpdateRow {
@@ -35,8 +62,12 @@ pub struct UpdateRow {
     pub min_version: Option<WinreVersion>,
     /// True when a Microsoft source states `min_version`.
     pub confirmed: bool,
-    /// Where the row comes from.
+    /// Which version `min_version` is compared with.
+    pub threshold_kind: ThresholdKind,
+    /// Where the row comes from, by name.
     pub source: String,
+    /// The source's address, when it has a stable one.
+    pub source_url: Option<String>,
 }
 
 /// Whether one update is present in a WinRE image.
@@ -54,11 +85,57 @@ pub struct UpdateStatus {
     pub installed: Option<bool>,
     /// True when a Microsoft source states the threshold.
     pub confirmed: bool,
+    /// Which version the threshold is compared with (`wim_version` or `file_version`).
+    pub threshold_kind: ThresholdKind,
     /// Where the row comes from.
     pub source: String,
+    /// The source's address, when known.
+    pub source_url: Option<String>,
 }
 
-/// Parses the CSV table (lines starting with `#` and blank lines are skipped).
+/// A parsed table with what identifies it in reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateTable {
+    /// The rows, in file order.
+    pub rows: Vec<UpdateRow>,
+    /// Which table: its date, checksum and origin.
+    pub id: TableId,
+}
+
+/// Which update table judged a report: printed by `--version` and named in every JSON record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TableId {
+    /// The `# table-date: YYYY-MM-DD` line of the table, when it has one.
+    pub date: Option<String>,
+    /// SHA-256 of the table file's bytes, lowercase hex.
+    pub sha256: String,
+    /// "embedded", or the path of the file loaded with `--updates` / `WINRE_UPDATES`.
+    pub origin: String,
+}
+
+impl UpdateTable {
+    /// Parses a whole table file (`origin` names it in [`TableId`]).
+    pub fn parse(text: &str, origin: &str) -> Result<Self, String> {
+        let date = text.lines().find_map(|l| {
+            l.trim()
+                .strip_prefix('#')?
+                .trim()
+                .strip_prefix("table-date:")
+                .map(|d| d.trim().to_string())
+        });
+        Ok(Self {
+            rows: parse_table(text)?,
+            id: TableId {
+                date,
+                sha256: crate::scan::hex_digest(text.as_bytes()),
+                origin: origin.to_string(),
+            },
+        })
+    }
+}
+
+/// Parses the CSV table (lines starting with `#` and blank lines are skipped). Errors name the
+/// line (counted from 1) and the field.
 pub fn parse_table(text: &str) -> Result<Vec<UpdateRow>, String> {
     let mut rows = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -68,18 +145,21 @@ pub fn parse_table(text: &str) -> Result<Vec<UpdateRow>, String> {
         }
         let n = i.saturating_add(1);
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        let [family, kb, date, min, confirmed, source] = fields.as_slice() else {
-            return Err(format!("line {n}: {} fields, expected 6", fields.len()));
+        let [family, kb, date, min, confirmed, kind, source, url] = fields.as_slice() else {
+            return Err(format!(
+                "line {n}: {} fields, expected 8 (family_build,kb,release_date,min_version,confirmed,threshold_kind,source,source_url)",
+                fields.len()
+            ));
         };
         let family_build = family
             .parse()
-            .map_err(|_| format!("line {n}: family_build {family:?}"))?;
+            .map_err(|_| format!("line {n}: family_build {family:?} is not a build number"))?;
         let min_version = if min.is_empty() {
             None
         } else {
             Some(
                 min.parse::<WinreVersion>()
-                    .map_err(|e| format!("line {n}: {e}"))?,
+                    .map_err(|e| format!("line {n}: min_version: {e}"))?,
             )
         };
         if let Some(v) = min_version {
@@ -98,8 +178,22 @@ pub fn parse_table(text: &str) -> Result<Vec<UpdateRow>, String> {
                 ))
             }
         };
+        let threshold_kind = match *kind {
+            "wim_version" => ThresholdKind::WimVersion,
+            "file_version" => ThresholdKind::FileVersion,
+            other => {
+                return Err(format!(
+                    "line {n}: threshold_kind {other:?}, expected wim_version or file_version"
+                ))
+            }
+        };
         if kb.is_empty() || date.is_empty() || source.is_empty() {
             return Err(format!("line {n}: empty kb, release_date or source"));
+        }
+        if !url.is_empty() && !url.starts_with("https://") && !url.starts_with("http://") {
+            return Err(format!(
+                "line {n}: source_url {url:?} is not an http(s) address"
+            ));
         }
         rows.push(UpdateRow {
             family_build,
@@ -108,13 +202,23 @@ pub fn parse_table(text: &str) -> Result<Vec<UpdateRow>, String> {
             release_date: date.to_string(),
             min_version,
             confirmed,
+            threshold_kind,
             source: source.to_string(),
+            source_url: (!url.is_empty()).then(|| url.to_string()),
         });
     }
     Ok(rows)
 }
 
 /// The first "KB" followed by digits in `text`, upper-cased: the machine-readable KB of a row.
+/// A KB as the table writes it: "5034441", "kb5034441" and "KB5034441" are the same update.
+pub fn normalize_kb(text: &str) -> String {
+    let trimmed = text.trim();
+    kb_number(trimmed)
+        .or_else(|| kb_number(&format!("KB{trimmed}")))
+        .unwrap_or_else(|| trimmed.to_ascii_uppercase())
+}
+
 pub fn kb_number(text: &str) -> Option<String> {
     text.split(|c: char| !c.is_ascii_alphanumeric())
         .find_map(|word| {
@@ -126,18 +230,56 @@ pub fn kb_number(text: &str) -> Option<String> {
         })
 }
 
-/// A KB as the user typed it (`KB5057589`, `kb5057589`, `5057589`) in the table's spelling.
-pub fn normalize_kb(text: &str) -> String {
-    let trimmed = text.trim();
-    kb_number(trimmed)
-        .or_else(|| kb_number(&format!("KB{trimmed}")))
-        .unwrap_or_else(|| trimmed.to_ascii_uppercase())
+static ACTIVE: OnceLock<UpdateTable> = OnceLock::new();
+
+/// The embedded table (its rows are empty only if the embedded file fails to parse, which a
+/// unit test rules out).
+pub fn embedded_table() -> UpdateTable {
+    UpdateTable::parse(TABLE, "embedded").unwrap_or_else(|_| UpdateTable {
+        rows: Vec::new(),
+        id: TableId {
+            date: None,
+            sha256: crate::scan::hex_digest(TABLE.as_bytes()),
+            origin: "embedded".to_string(),
+        },
+    })
 }
 
-/// The embedded table (empty only if the embedded file fails to parse, which a unit test rules out).
+/// Makes `table` the one every later judgement uses (`--updates FILE`, `WINRE_UPDATES`).
+/// Must come before the first use of the table: Err when one is already in use.
+pub fn use_table(table: UpdateTable) -> Result<(), String> {
+    ACTIVE
+        .set(table)
+        .map_err(|_| "the update table is already in use; load it before anything else".into())
+}
+
+/// Reads and validates a table file for [`use_table`].
+pub fn load_table_file(path: &std::path::Path) -> Result<UpdateTable, String> {
+    let shown = path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(|e| format!("{shown}: {e}"))?;
+    if meta.len() > MAX_TABLE_BYTES {
+        return Err(format!(
+            "{shown}: {} bytes, more than the {MAX_TABLE_BYTES} an update table may have",
+            meta.len()
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{shown}: {e}"))?;
+    UpdateTable::parse(&text, &shown).map_err(|e| format!("{shown}: {e}"))
+}
+
+/// The table in use: the one given to [`use_table`], else the embedded one.
+pub fn active_table() -> &'static UpdateTable {
+    ACTIVE.get_or_init(embedded_table)
+}
+
+/// The date and checksum of the table in use, for `--version` and JSON records.
+pub fn table_id() -> &'static TableId {
+    &active_table().id
+}
+
+/// The rows of the table in use.
 pub fn known_updates() -> &'static [UpdateRow] {
-    static ROWS: OnceLock<Vec<UpdateRow>> = OnceLock::new();
-    ROWS.get_or_init(|| parse_table(TABLE).unwrap_or_default())
+    &active_table().rows
 }
 
 /// The WinRE build family of an OS or WinRE build: WinRE of Windows 10 2004..22H2 reports 19041,
@@ -164,7 +306,9 @@ pub fn updates_for(version: WinreVersion) -> Vec<UpdateStatus> {
             min_version: row.min_version,
             installed: row.min_version.map(|min| version >= min),
             confirmed: row.confirmed,
+            threshold_kind: row.threshold_kind,
             source: row.source.clone(),
+            source_url: row.source_url.clone(),
         })
         .collect()
 }
@@ -195,10 +339,32 @@ mod tests {
     #[test]
     fn embedded_table_parses_and_matches_the_reference() {
         let rows = parse_table(TABLE).unwrap();
-        assert_eq!(rows.len(), known_updates().len());
-        assert!(rows.len() >= 30);
-        // Spot checks against winre-facts.md section 1.
+        assert_eq!(rows.len(), embedded_table().rows.len());
+        assert!(rows.len() >= 44);
+        assert_eq!(embedded_table().id.date.as_deref(), Some("2026-12-04"));
+        assert_eq!(embedded_table().id.sha256.len(), 64);
+        // Only Microsoft-stated rows are confirmed; every URL is a real address.
+        assert!(rows
+            .iter()
+            .filter(|r| r.confirmed)
+            .all(|r| r.source.contains("Microsoft")));
+        assert!(rows
+            .iter()
+            .filter_map(|r| r.source_url.as_deref())
+            .all(|u| u.starts_with("https://")));
+        assert!(!TABLE.contains("/work/") && !TABLE.contains("reference/"));
         let kb = |name: &str| rows.iter().find(|r| r.kb.as_deref() == Some(name)).unwrap();
+        assert_eq!(kb("KB5034957").threshold_kind, ThresholdKind::FileVersion);
+        assert_eq!(
+            kb("KB5046399").min_version.unwrap().to_string(),
+            "10.0.20348.2751"
+        );
+        assert!(kb("KB5046399").confirmed);
+        assert_eq!(
+            kb("KB5077180").min_version.unwrap().to_string(),
+            "10.0.26100.7817"
+        );
+        assert!(!kb("KB5077180").confirmed);
         assert_eq!(
             kb("KB5034441").min_version.unwrap().to_string(),
             "10.0.19041.3920"
@@ -218,10 +384,23 @@ mod tests {
 
     #[test]
     fn refuses_malformed_rows() {
-        assert!(parse_table("19041,KB1,2024,10.0.19041.1,true").is_err());
-        assert!(parse_table("19041,KB1,2024,10.0.19041,true,src").is_err());
-        assert!(parse_table("19041,KB1,2024,10.0.22000.1,true,src").is_err());
-        assert!(parse_table("19041,KB1,2024,,maybe,src").is_err());
+        let ok = "19041,KB1,2024,10.0.19041.1,true,wim_version,src,https://example.org/";
+        assert_eq!(parse_table(ok).unwrap().len(), 1);
+        for bad in [
+            "19041,KB1,2024,10.0.19041.1,true,wim_version,src",
+            "19041,KB1,2024,10.0.19041,true,wim_version,src,",
+            "19041,KB1,2024,10.0.22000.1,true,wim_version,src,",
+            "19041,KB1,2024,,maybe,wim_version,src,",
+            "19041,KB1,2024,,true,xml,src,",
+            "19041,KB1,2024,,true,wim_version,src,/work/shared/notes.md",
+        ] {
+            assert!(parse_table(bad).is_err(), "{bad}");
+        }
+        let err = parse_table(&format!(
+            "# header\n{ok}\n\n19041,KB2,2024,,x,wim_version,s,\n"
+        ))
+        .unwrap_err();
+        assert!(err.starts_with("line 4: confirmed"), "{err}");
         assert!(parse_table("# comment\n\n").unwrap().is_empty());
     }
 

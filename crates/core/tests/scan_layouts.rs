@@ -526,3 +526,127 @@ fn report_serializes_with_the_documented_fields() {
     assert_eq!(v["partitions"][3]["attributes"], "0x8000000000000001");
     assert_eq!(v["winre"]["version"], "10.0.19041.5728");
 }
+
+/// A partition image of a fixture scanned on its own: a bare volume, no partition table.
+fn scan_file(path: &Path) -> ScanReport {
+    scan::scan_path(path, &ScanOptions::default()).unwrap()
+}
+
+fn has_code(report: &ScanReport, code: ProblemCode) -> bool {
+    report.problems.iter().any(|p| p.code == code)
+}
+
+#[test]
+fn bare_recovery_volume_is_partition_1() {
+    // gpt-after's recovery partition: mkntfs of a whole file, Winre.wim put in by wimlib-imagex
+    // apply (no mounting).
+    let image = part_image("gpt-after", 4);
+    let path = fixtures().join(&image);
+    let r = scan_file(&path);
+    assert_eq!(r.partition_table.scheme, "none");
+    assert_eq!(r.partitions.len(), 1, "{:#?}", r.partitions);
+    let p = &r.partitions[0];
+    assert_eq!(
+        (p.number, p.start, p.size),
+        (1, 0, std::fs::metadata(&path).unwrap().len())
+    );
+    assert_eq!(
+        (p.kind.as_str(), p.filesystem.as_str()),
+        ("recovery", "ntfs")
+    );
+    assert!(has_code(&r, ProblemCode::BareVolume), "{:#?}", r.problems);
+    assert_eq!(r.winre.status, WinreStatus::Enabled);
+    assert_eq!(r.winre.partition, Some(1));
+    assert_eq!(
+        r.winre.path.as_deref(),
+        Some(r"\Recovery\WindowsRE\Winre.wim")
+    );
+    let wim = tool("ntfscat", &[&image, "/Recovery/WindowsRE/Winre.wim"]);
+    assert_eq!(r.winre.wim.as_ref().unwrap().size, wim.len() as u64);
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("winre.wim");
+    std::fs::write(&copy, &wim).unwrap();
+    assert_eq!(
+        r.winre.version.unwrap().to_string(),
+        wimlib_version(copy.to_str().unwrap())
+    );
+    let space = r
+        .recovery_space
+        .as_ref()
+        .expect("free space of the bare volume");
+    let (free, cluster) = free_by_bitmap(&image);
+    assert_eq!(
+        (space.partition, space.free, space.cluster_size),
+        (1, free, cluster)
+    );
+}
+
+#[test]
+fn bare_os_volume_and_esp() {
+    // The OS volume alone: ReAgent.xml's partition offset names a partition that is not there.
+    let r = scan_file(&fixtures().join(part_image("gpt-after", 3)));
+    assert_eq!(r.os_partitions, vec![1]);
+    assert_eq!(r.partitions[0].kind, "basic_data");
+    assert_eq!(
+        r.winre.version_sources.registry.map(|v| v.to_string()),
+        hivex_winre_version(&part_image("gpt-after", 3))
+    );
+    assert!(r.winre.reagent.is_some());
+    // The ESP alone (mkfs.fat of a whole file, BCD copied in with mtools).
+    let r = scan_file(&fixtures().join(part_image("gpt-after", 1)));
+    assert_eq!(
+        (
+            r.partitions[0].kind.as_str(),
+            r.partitions[0].filesystem.as_str()
+        ),
+        ("esp", "fat32")
+    );
+    assert_eq!(
+        r.winre.bcd.as_ref().map(|b| b.found_at.as_str()),
+        Some(r"partition 1:\EFI\Microsoft\Boot\BCD")
+    );
+}
+
+#[test]
+fn bare_volumes_from_mkntfs_and_mkfs_vfat() {
+    let dir = tempfile::tempdir().unwrap();
+    let ntfs = dir.path().join("ntfs.img");
+    std::fs::File::create(&ntfs)
+        .unwrap()
+        .set_len(16 << 20)
+        .unwrap();
+    tool("mkntfs", &["-F", "-Q", "-q", ntfs.to_str().unwrap()]);
+    let r = scan_file(&ntfs);
+    assert_eq!(r.partitions.len(), 1);
+    assert_eq!(
+        (
+            r.partitions[0].kind.as_str(),
+            r.partitions[0].filesystem.as_str()
+        ),
+        ("basic_data", "ntfs")
+    );
+    assert_eq!(r.winre.status, WinreStatus::NotFound);
+    assert!(has_code(&r, ProblemCode::BareVolume), "{:#?}", r.problems);
+    // Not a damaged image: no finding that changes the exit code.
+    assert!(
+        r.problems.iter().all(|p| p.code.scan_exit_code().is_none()),
+        "{:#?}",
+        r.problems
+    );
+
+    let fat = dir.path().join("fat.img");
+    std::fs::File::create(&fat)
+        .unwrap()
+        .set_len(40 << 20)
+        .unwrap();
+    tool("mkfs.vfat", &["-F", "32", fat.to_str().unwrap()]);
+    let r = scan_file(&fat);
+    assert_eq!(
+        (
+            r.partitions[0].kind.as_str(),
+            r.partitions[0].filesystem.as_str()
+        ),
+        ("basic_data", "fat32")
+    );
+    assert_eq!(r.partitions[0].size, 40 << 20);
+}

@@ -19,13 +19,15 @@ pub enum Error {
     /// A valid feature winre does not read.
     #[error("unsupported: {0}")]
     Unsupported(String),
-    /// A differencing disk whose parent was not given.
-    #[error("{format} has a parent disk: {parent} needed (give it with --parent)")]
+    /// A differencing disk whose parent could not be found from the name it records.
+    #[error("{format} has a parent disk: {parent:?} needed, not found: {reason}")]
     NeedsParent {
         /// e.g. "differencing VHD", "qcow2 backing file".
         format: String,
         /// The parent's path as recorded in the child.
         parent: String,
+        /// Why the recorded name was not followed.
+        reason: String,
     },
     /// The underlying read failed (including reads past the end of a truncated file).
     #[error("I/O error: {0}")]

@@ -73,7 +73,7 @@ impl Copy {
         container::open(
             &self.path,
             &OpenOptions {
-                parent: Some(parent.to_path_buf()),
+                parents: vec![parent.to_path_buf()],
                 ..OpenOptions::default()
             },
         )
@@ -244,7 +244,7 @@ fn differencing_vhd_reads_through_its_parent() {
     child.put(header + 0x24, &sum.to_be_bytes());
 
     match child.open() {
-        Err(Error::NeedsParent { format, parent }) => assert_eq!(
+        Err(Error::NeedsParent { format, parent, .. }) => assert_eq!(
             (format.as_str(), parent.as_str()),
             ("differencing VHD", "parent.vhd")
         ),

@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use winre_disk::container::{self, Disk, Format, OpenOptions};
-use winre_disk::Error;
 use winre_readat::{FileReader, ReadAt};
 
 /// Builds (or reuses) the fixtures of `fixtures/make-containers.sh`.
@@ -54,7 +53,7 @@ fn options_for(name: &str) -> OpenOptions {
         _ => None,
     };
     OpenOptions {
-        parent,
+        parents: parent.into_iter().collect(),
         ..OpenOptions::default()
     }
 }
@@ -206,18 +205,20 @@ fn reads_past_the_end_fail() {
 }
 
 #[test]
-fn backing_file_is_required_and_named() {
+fn backing_file_is_followed_from_its_recorded_name() {
     for (name, recorded) in [
         ("qcow2-child.qcow2", "base.raw"),
         ("qcow2-child-of-qcow2.qcow2", "qcow2-v3.qcow2"),
     ] {
-        match container::open(&fixtures().join(name), &OpenOptions::default()) {
-            Err(Error::NeedsParent { format, parent }) => {
-                assert_eq!(format, "qcow2 backing file");
-                assert_eq!(parent, recorded);
-            }
-            other => panic!("{name}: expected NeedsParent, got {other:?}"),
-        }
+        let disk = container::open(&fixtures().join(name), &OpenOptions::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(disk.info.chain.len(), 1, "{name}");
+        assert_eq!(disk.info.chain[0].recorded, recorded);
+        assert!(!disk.info.chain[0].given);
+        assert_eq!(
+            disk.info.chain[0].path,
+            fixtures().join(recorded).display().to_string()
+        );
     }
 }
 

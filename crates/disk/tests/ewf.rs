@@ -73,7 +73,7 @@ fn open(path: &Path, verify: bool) -> winre_disk::Result<container::Disk> {
     container::open(
         path,
         &OpenOptions {
-            parent: None,
+            parents: Vec::new(),
             verify_container: verify,
         },
     )

@@ -61,7 +61,7 @@ fn check(image: &Path, parent: Option<PathBuf>) -> (u64, u64) {
     let disk = container::open(
         image,
         &OpenOptions {
-            parent,
+            parents: parent.into_iter().collect(),
             ..OpenOptions::default()
         },
     )

@@ -27,6 +27,7 @@ fn disk(bytes: Vec<u8>, sector_size: u32) -> Disk {
             sector_size,
             allocated_bytes: None,
             notes: Vec::new(),
+            chain: Vec::new(),
         },
         reader: Arc::new(bytes),
     }

@@ -338,6 +338,7 @@ fn gpt_4096_is_found_even_when_the_container_says_512() {
             sector_size: 512,
             allocated_bytes: None,
             notes: Vec::new(),
+            chain: Vec::new(),
         },
         reader: Arc::new(file),
     };

@@ -18,7 +18,6 @@ use std::sync::OnceLock;
 
 use sha2::{Digest, Sha256};
 use winre_disk::container::{self, Format, OpenOptions};
-use winre_disk::Error;
 use winre_readat::ReadAt;
 
 /// Builds (or reuses) the fixtures of `fixtures/make-vmdk-ewf.sh`.
@@ -143,20 +142,24 @@ fn two_gb_max_extent_flat_with_three_extents() {
 }
 
 #[test]
-fn child_disk_needs_its_parent_and_reads_like_qemu_with_it() {
+fn child_disk_opens_its_parent_and_reads_like_qemu() {
     let dir = fixtures();
     let child = dir.join("child.vmdk");
-    match open(&child) {
-        Err(Error::NeedsParent { parent, .. }) => {
-            assert!(parent.ends_with("sparse.vmdk"), "{parent}")
-        }
-        other => panic!("expected NeedsParent, got {other:?}"),
-    }
+    // Found from parentFileNameHint, next to the child.
+    let disk = open(&child).unwrap();
+    assert_eq!(disk.info.chain.len(), 1);
+    assert_eq!(disk.info.chain[0].recorded, "sparse.vmdk");
+    assert_eq!(
+        common::sha256_of(disk.reader.as_ref()),
+        sha256_file(&dir.join("child.raw"))
+    );
+    // And named explicitly.
     let options = OpenOptions {
-        parent: Some(dir.join("sparse.vmdk")),
+        parents: vec![dir.join("sparse.vmdk")],
         verify_container: false,
     };
     let disk = container::open(&child, &options).unwrap();
+    assert!(disk.info.chain[0].given);
     assert_eq!(
         common::sha256_of(disk.reader.as_ref()),
         sha256_file(&dir.join("child.raw"))

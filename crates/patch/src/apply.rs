@@ -8,10 +8,11 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use winre_core::ntfs::NtfsVolume;
+use winre_core::plan::{Plan, Step, Verdict};
 use winre_disk::partition::{PartitionTable, Scheme};
 use winre_readat::Slice;
 
-use crate::bytes::{add, div, sub, usize_of};
+use crate::bytes::{add, div, usize_of};
 use crate::error::{Error, Result};
 use crate::image::ImageFile;
 use crate::journal::{Journal, Region, WriteObserver};
@@ -20,59 +21,6 @@ use crate::{ntfs, reagent, table, Write};
 
 /// Bytes copied per step when moving a partition (also the journal's piece size for it).
 pub const MOVE_CHUNK_BYTES: u64 = 8 * 1024 * 1024;
-
-/// One step of a patch. Partitions are named by their number in the table as it is before the
-/// patch (no step renumbers partitions).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum Action {
-    /// Make the raw image file `new_len_bytes` long (grow only): room after the last partition.
-    GrowImage {
-        /// New file length.
-        new_len_bytes: u64,
-    },
-    /// Shrink the NTFS volume of `partition` in place to fill `new_size_bytes`.
-    ShrinkNtfs {
-        /// Partition number.
-        partition: u32,
-        /// New partition size.
-        new_size_bytes: u64,
-    },
-    /// Copy `len_bytes` from disk byte `from_byte` down to `to_byte` (front to back).
-    MovePartition {
-        /// Partition number.
-        partition: u32,
-        /// Current first byte.
-        from_byte: u64,
-        /// New first byte (lower).
-        to_byte: u64,
-        /// Bytes to copy.
-        len_bytes: u64,
-    },
-    /// Set the partition's table entry to `start_lba..=end_lba`, keeping everything else.
-    SetPartitionExtent {
-        /// Partition number.
-        partition: u32,
-        /// First sector.
-        start_lba: u64,
-        /// Last sector, inclusive.
-        end_lba: u64,
-    },
-    /// Grow the NTFS volume of `partition` (at its place after any move) to `new_size_bytes`.
-    GrowNtfs {
-        /// Partition number.
-        partition: u32,
-        /// New partition size.
-        new_size_bytes: u64,
-    },
-    /// Set ReAgent.xml's WinreLocation offset on the OS volume `partition`.
-    UpdateReagentOffset {
-        /// The OS partition.
-        partition: u32,
-        /// The recovery partition's new byte offset.
-        new_offset_bytes: u64,
-    },
-}
 
 /// A move of bytes to a lower offset.
 #[derive(Debug, Clone, Copy)]
@@ -90,6 +38,8 @@ pub struct Prepared {
     writes: Vec<(String, Write)>,
     /// One line per change, for the report.
     pub changes: Vec<String>,
+    /// The plan's steps, each checked against the image (empty when nothing is needed).
+    pub steps: Vec<Step>,
 }
 
 impl Prepared {
@@ -125,8 +75,30 @@ impl Prepared {
     }
 }
 
-/// Computes every write of `actions` from the image as it is. Nothing is written.
-pub fn prepare(image: &ImageFile, table: &PartitionTable, actions: &[Action]) -> Result<Prepared> {
+/// Computes every write of `plan`'s steps, in order, from the image as it is; nothing is
+/// written. The plan is `winre plan`'s (winre_core::plan): only an offline verdict is carried
+/// out, and each step is checked against what the writer finds (a move's extent, the NTFS
+/// volume's sector and cluster counts, the free clusters a grow leaves, ReAgent.xml's old
+/// offset), so the writer refuses rather than write something the plan did not say.
+pub fn prepare(image: &ImageFile, table: &PartitionTable, plan: &Plan) -> Result<Prepared> {
+    match &plan.verdict {
+        Verdict::NothingNeeded => return Ok(Prepared::default()),
+        Verdict::Offline => {}
+        Verdict::Manual { why, .. } => {
+            return Err(Error::Refused(format!("the plan needs manual work: {why}")))
+        }
+    }
+    if u64::from(table.info.sector_size) != u64::from(plan.sector_size)
+        || image.disk_len() != plan.disk_size_bytes
+    {
+        return Err(Error::Refused(format!(
+            "the image changed since it was planned: {} bytes with {}-byte sectors, the plan says {} bytes with {}-byte sectors",
+            image.disk_len(),
+            table.info.sector_size,
+            plan.disk_size_bytes,
+            plan.sector_size
+        )));
+    }
     let reader = image.reader()?;
     let sector = u64::from(table.info.sector_size);
     let mut out = Prepared::default();
@@ -138,9 +110,9 @@ pub fn prepare(image: &ImageFile, table: &PartitionTable, actions: &[Action]) ->
             .partition(n)
             .ok_or_else(|| Error::corrupt("patch", 0, format!("no partition {n}")))
     };
-    for action in actions {
-        match *action {
-            Action::GrowImage { new_len_bytes } => {
+    for step in &plan.steps {
+        match step {
+            &Step::GrowImage { new_len_bytes } => {
                 if new_len_bytes <= image.disk_len() {
                     return Err(Error::Unsupported("shrinking the image file".into()));
                 }
@@ -150,7 +122,7 @@ pub fn prepare(image: &ImageFile, table: &PartitionTable, actions: &[Action]) ->
                     image.disk_len()
                 ));
             }
-            Action::MovePartition {
+            &Step::MovePartition {
                 partition,
                 from_byte,
                 to_byte,
@@ -178,7 +150,7 @@ pub fn prepare(image: &ImageFile, table: &PartitionTable, actions: &[Action]) ->
                     "partition {partition} moved from byte {from_byte} to byte {to_byte} ({len_bytes} bytes copied)"
                 ));
             }
-            Action::SetPartitionExtent {
+            &Step::SetPartitionExtent {
                 partition,
                 start_lba,
                 end_lba,
@@ -194,13 +166,19 @@ pub fn prepare(image: &ImageFile, table: &PartitionTable, actions: &[Action]) ->
                     p.start_lba, p.end_lba
                 ));
             }
-            Action::ShrinkNtfs {
+            &Step::ShrinkNtfs {
                 partition,
                 new_size_bytes,
+                new_total_sectors,
+                new_total_clusters,
+                bytes_per_sector,
             }
-            | Action::GrowNtfs {
+            | &Step::GrowNtfs {
                 partition,
                 new_size_bytes,
+                new_total_sectors,
+                new_total_clusters,
+                bytes_per_sector,
             } => {
                 let p = part(partition)?;
                 let (origin, now) = placed
@@ -213,14 +191,23 @@ pub fn prepare(image: &ImageFile, table: &PartitionTable, actions: &[Action]) ->
                 } else {
                     None
                 };
-                let resize = ntfs::plan_resize(&volume, new_size_bytes, moved_to)?;
-                let grow = matches!(action, Action::GrowNtfs { .. });
+                let target = ntfs::NtfsTarget {
+                    partition_bytes: new_size_bytes,
+                    total_sectors: new_total_sectors,
+                    total_clusters: new_total_clusters,
+                    bytes_per_sector,
+                };
+                let resize = ntfs::plan_resize(&volume, &target, moved_to)?;
+                let grow = matches!(step, Step::GrowNtfs { .. });
                 if grow != (resize.new_clusters > resize.old_clusters) {
                     return Err(Error::corrupt(
                         "patch",
                         0,
-                        format!("{action:?} does not match the volume's size"),
+                        format!("{step:?} does not match the volume's size"),
                     ));
+                }
+                if grow {
+                    check_free_after(plan, partition, &resize)?;
                 }
                 let label = if grow { "grown" } else { "shrunk" };
                 out.changes.push(format!(
@@ -237,26 +224,34 @@ pub fn prepare(image: &ImageFile, table: &PartitionTable, actions: &[Action]) ->
                     ));
                 }
             }
-            Action::UpdateReagentOffset {
+            Step::UpdateReagentOffset {
                 partition,
+                path,
+                old_offset_bytes,
                 new_offset_bytes,
             } => {
+                let (partition, new_offset_bytes) = (*partition, *new_offset_bytes);
                 let p = part(partition)?;
                 let volume = NtfsVolume::open(Arc::new(Slice::new(
                     Arc::clone(&reader),
                     p.start_bytes,
                     p.size_bytes,
                 )?))?;
-                let Some((old, writes)) = reagent::offset_writes(&volume, new_offset_bytes)? else {
+                let Some((old, writes)) = reagent::offset_writes(&volume, path, new_offset_bytes)?
+                else {
                     return Err(Error::corrupt(
                         "patch",
                         0,
-                        format!("no {} on partition {partition}", reagent::REAGENT_PATH),
+                        format!("no {path} on partition {partition}"),
                     ));
                 };
+                if old != *old_offset_bytes {
+                    return Err(Error::Refused(format!(
+                        "{path} on partition {partition} holds WinreLocation offset {old}, the plan says {old_offset_bytes}: plan again"
+                    )));
+                }
                 out.changes.push(format!(
-                    "{} on partition {partition}: WinreLocation offset {old} -> {new_offset_bytes}",
-                    reagent::REAGENT_PATH
+                    "{path} on partition {partition}: WinreLocation offset {old} -> {new_offset_bytes}"
                 ));
                 for w in writes {
                     out.writes.push((
@@ -268,8 +263,19 @@ pub fn prepare(image: &ImageFile, table: &PartitionTable, actions: &[Action]) ->
                     ));
                 }
             }
+            Step::UpdateBcdPartitionOffset { .. } => {
+                return Err(Error::Unsupported(
+                    "rewriting the BCD's partition offsets (needed to move a recovery partition on an MBR disk)".into(),
+                ))
+            }
+            Step::CreatePartition { .. } | Step::DeletePartition { .. } => {
+                return Err(Error::Refused(format!(
+                    "plan step {step:?}: creating or deleting partitions is done inside Windows (the plan's windows_script)"
+                )))
+            }
         }
     }
+    out.steps = plan.steps.clone();
     if !extents.is_empty() || out.new_len.is_some() {
         let new_disk = out.new_len.unwrap_or(image.disk_len());
         let writes = match table.info.scheme {
@@ -337,6 +343,8 @@ pub struct ApplyReport {
     pub disk_size_bytes: u64,
     /// One line per change.
     pub changes: Vec<String>,
+    /// The steps carried out: the plan's, in its order.
+    pub steps: Vec<Step>,
 }
 
 /// Journals and applies `prepared` to `image`. On success the journal is complete; on a failed
@@ -348,6 +356,7 @@ pub fn apply(
     observer: &mut dyn Observer,
 ) -> Result<ApplyReport> {
     let regions = prepared.regions(image.disk_len());
+    image.check_writable(&regions)?;
     let mut journal = Journal::begin(
         image,
         journal_path,
@@ -365,6 +374,7 @@ pub fn apply(
         image_writes: 0,
         disk_size_bytes: image.disk_len(),
         changes: prepared.changes.clone(),
+        steps: prepared.steps.clone(),
     };
     if let Some(len) = prepared.new_len {
         image.set_len(len)?;
@@ -434,17 +444,24 @@ pub fn apply(
     Ok(report)
 }
 
-/// The partition's new extent for `new_start`/`new_size` bytes.
-pub fn extent(partition: u32, start_bytes: u64, size_bytes: u64, sector: u64) -> Result<Action> {
-    let start_lba = div(start_bytes, sector, "extent")?;
-    let end_lba = sub(
-        add(start_lba, div(size_bytes, sector, "extent")?, "extent")?,
-        1,
-        "extent",
-    )?;
-    Ok(Action::SetPartitionExtent {
-        partition,
-        start_lba,
-        end_lba,
-    })
+/// A grown recovery volume must leave the free clusters the plan predicted
+/// ([`Plan::recovery_growth`]): the writer counts them in the `$Bitmap` it will write.
+fn check_free_after(plan: &Plan, partition: u32, resize: &ntfs::NtfsResize) -> Result<()> {
+    let Some(growth) = plan
+        .recovery_growth
+        .filter(|_| plan.recovery_partition == Some(partition))
+    else {
+        return Ok(());
+    };
+    let free = resize
+        .free_bytes_after
+        .checked_div(resize.cluster_bytes)
+        .unwrap_or(0);
+    if free != growth.free_clusters_after || resize.new_clusters != growth.clusters_after {
+        return Err(Error::Refused(format!(
+            "the plan and the NTFS writer disagree about partition {partition}: the plan predicts {} clusters, {} free; the new $Bitmap gives {}, {} free; nothing was written",
+            growth.clusters_after, growth.free_clusters_after, resize.new_clusters, free
+        )));
+    }
+    Ok(())
 }

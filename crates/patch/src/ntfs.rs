@@ -16,7 +16,11 @@
 //! header, attribute header, data runs, update sequence arrays); ntfs-3g's ntfsresize.c was read
 //! to learn which metadata a resize must update (this code is our own).
 
+use std::mem::offset_of;
+
+use winre_core::ntfs::layout::{BootSectorDisk, NTFS_OEM_ID};
 use winre_readat::ReadAt;
+use zerocopy::FromBytes;
 
 use crate::bytes::{
     add, align_up, div, div_ceil, get, mul, put, put_u16, put_u32, put_u64, sub, u16_at, u32_at,
@@ -54,56 +58,56 @@ pub struct Geometry {
     pub record_bytes: u64,
 }
 
-/// Reads the boot sector (the whole first sector) and its geometry.
+/// Reads the boot sector (the whole first sector) and its geometry, through winre-core's
+/// [`BootSectorDisk`] (the reader's definition of the layout).
 pub fn read_geometry(volume: &dyn ReadAt) -> Result<(Vec<u8>, Geometry)> {
     let what = "NTFS boot sector";
+    let at = |offset: usize| offset as u64;
     let mut head = [0u8; 512];
     volume.read_exact_at(0, &mut head)?;
-    if head.get(3..11) != Some(b"NTFS    ".as_slice()) {
-        return Err(Error::corrupt(what, 3, "OEM ID is not \"NTFS    \""));
+    let (b, _) = BootSectorDisk::read_from_prefix(head.as_slice())
+        .map_err(|_| Error::corrupt(what, 0, "shorter than a boot sector"))?;
+    if b.oem_id != NTFS_OEM_ID {
+        return Err(Error::corrupt(
+            what,
+            at(offset_of!(BootSectorDisk, oem_id)),
+            "OEM ID is not \"NTFS    \"",
+        ));
     }
-    let sector_bytes = u64::from(u16_at(&head, 0x0B, what)?);
+    let sector_bytes = u64::from(b.bytes_per_sector.get());
     if !matches!(sector_bytes, 512 | 1024 | 2048 | 4096) {
         return Err(Error::corrupt(
             what,
-            0x0B,
+            at(offset_of!(BootSectorDisk, bytes_per_sector)),
             format!("{sector_bytes} bytes per sector"),
         ));
     }
-    let spc_raw = get::<1>(&head, 0x0D, what)?[0];
-    let sectors_per_cluster = if spc_raw > 0x80 {
-        1u64.checked_shl(256u32.saturating_sub(u32::from(spc_raw)))
-            .unwrap_or(0)
-    } else {
-        u64::from(spc_raw)
-    };
-    if sectors_per_cluster == 0 || !sectors_per_cluster.is_power_of_two() {
-        return Err(Error::corrupt(
-            what,
-            0x0D,
-            format!("sectors per cluster byte {spc_raw:#x}"),
-        ));
-    }
+    let spc_at = at(offset_of!(BootSectorDisk, sectors_per_cluster));
+    let sectors_per_cluster = b
+        .sectors_per_cluster()
+        .filter(|n| n.is_power_of_two())
+        .ok_or_else(|| {
+            Error::corrupt(
+                what,
+                spc_at,
+                format!("sectors per cluster byte {:#x}", b.sectors_per_cluster),
+            )
+        })?;
     let cluster_bytes = mul(sector_bytes, sectors_per_cluster, what)?;
     if cluster_bytes > 2 * 1024 * 1024 {
         return Err(Error::corrupt(
             what,
-            0x0D,
+            spc_at,
             format!("{cluster_bytes}-byte clusters"),
         ));
     }
-    let total_sectors = u64_at(&head, 0x28, what)?;
+    let total_sectors = b.total_sectors.get();
     let clusters = div(total_sectors, sectors_per_cluster, what)?;
-    let cpr = get::<1>(&head, 0x40, what)?[0] as i8;
-    let record_bytes = if cpr < 0 {
-        1u64.checked_shl(u32::from(cpr.unsigned_abs())).unwrap_or(0)
-    } else {
-        mul(u64::from(cpr.unsigned_abs()), cluster_bytes, what)?
-    };
+    let record_bytes = b.record_bytes(cluster_bytes).unwrap_or(0);
     if !(512..=65536).contains(&record_bytes) || !record_bytes.is_power_of_two() {
         return Err(Error::corrupt(
             what,
-            0x40,
+            at(offset_of!(BootSectorDisk, clusters_per_record)),
             format!("{record_bytes}-byte MFT records"),
         ));
     }
@@ -112,8 +116,8 @@ pub fn read_geometry(volume: &dyn ReadAt) -> Result<(Vec<u8>, Geometry)> {
         cluster_bytes,
         total_sectors,
         clusters,
-        mft_lcn: u64_at(&head, 0x30, what)?,
-        mftmirr_lcn: u64_at(&head, 0x38, what)?,
+        mft_lcn: b.mft_lcn.get(),
+        mftmirr_lcn: b.mftmirr_lcn.get(),
         record_bytes,
     };
     let volume_bytes = mul(clusters, cluster_bytes, what)?;
@@ -123,7 +127,7 @@ pub fn read_geometry(volume: &dyn ReadAt) -> Result<(Vec<u8>, Geometry)> {
     {
         return Err(Error::corrupt(
             what,
-            0x28,
+            at(offset_of!(BootSectorDisk, total_sectors)),
             format!(
                 "{clusters} clusters ({volume_bytes} bytes), MFT at cluster {}, mirror at {}, in a partition of {} bytes",
                 geometry.mft_lcn,
@@ -565,6 +569,20 @@ struct NonResident {
     initialized: u64,
 }
 
+/// What a plan says a resized volume must look like (its `ShrinkNtfs` / `GrowNtfs` step); the
+/// writer computes the same numbers on its own and refuses to write when they differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NtfsTarget {
+    /// The partition size the volume will fill.
+    pub partition_bytes: u64,
+    /// Boot sector total sectors after (+0x28).
+    pub total_sectors: u64,
+    /// Clusters after.
+    pub total_clusters: u64,
+    /// NTFS bytes per sector (+0x0B).
+    pub bytes_per_sector: u32,
+}
+
 /// The writes that resize an NTFS volume in place, relative to the volume start.
 #[derive(Debug, Clone)]
 pub struct NtfsResize {
@@ -574,6 +592,8 @@ pub struct NtfsResize {
     pub old_clusters: u64,
     /// Clusters after.
     pub new_clusters: u64,
+    /// Boot sector total sectors after (what is written at +0x28).
+    pub new_total_sectors: u64,
     /// Cluster size.
     pub cluster_bytes: u64,
     /// Free bytes after the resize (clear bits of the new bitmap within the volume).
@@ -597,8 +617,10 @@ fn set_bit(bm: &mut [u8], i: u64, on: bool) {
 }
 
 /// Plans the resize of the NTFS volume in `volume` (its current partition) to fill a partition
-/// of `new_partition_bytes`: the volume gets `(new_partition_bytes - sector) / cluster` clusters
-/// and its backup boot sector goes in the new partition's last sector.
+/// of `target.partition_bytes`: the boot sector says all the partition's sectors but the last,
+/// which takes the backup boot sector (as Windows and mkntfs format), so the volume gets
+/// `(partition_bytes - sector) / cluster` clusters. Those numbers must equal the plan's
+/// (`target`), else nothing is planned.
 ///
 /// Refuses a shrink when any cluster past the new end is in use (naming the first), a volume
 /// whose `$MFTMirr` differs from `$MFT` records 0-3, a `$BadClus` that lists bad clusters, and
@@ -608,16 +630,32 @@ fn set_bit(bm: &mut [u8], i: u64, on: bool) {
 /// field (+0x1C), which says where the partition starts.
 pub fn plan_resize(
     volume: &dyn ReadAt,
-    new_partition_bytes: u64,
+    target: &NtfsTarget,
     new_start_lba: Option<u64>,
 ) -> Result<NtfsResize> {
     let (boot, g) = read_geometry(volume)?;
     check_mirror(volume, &g)?;
-    let new_clusters = div(
-        sub(new_partition_bytes, g.sector_bytes, "new NTFS size")?,
-        g.cluster_bytes,
+    let new_partition_bytes = target.partition_bytes;
+    let new_sectors = sub(
+        div(new_partition_bytes, g.sector_bytes, "new NTFS size")?,
+        1,
         "new NTFS size",
     )?;
+    let spc = div(g.cluster_bytes, g.sector_bytes, "boot sector")?;
+    let new_clusters = div(new_sectors, spc, "new NTFS size")?;
+    let ours = NtfsTarget {
+        partition_bytes: new_partition_bytes,
+        total_sectors: new_sectors,
+        total_clusters: new_clusters,
+        bytes_per_sector: u32::try_from(g.sector_bytes).unwrap_or(0),
+    };
+    if ours != *target {
+        return Err(Error::Refused(format!(
+            "the plan and the NTFS writer disagree about the resized volume: the plan says {} sectors of {} bytes, {} clusters; the boot sector gives {} sectors of {} bytes, {} clusters; nothing was written",
+            target.total_sectors, target.bytes_per_sector, target.total_clusters,
+            ours.total_sectors, ours.bytes_per_sector, ours.total_clusters
+        )));
+    }
     if new_clusters == g.clusters {
         return Err(Error::Unsupported(
             "the volume already has that size".into(),
@@ -744,20 +782,16 @@ pub fn plan_resize(
 
     // Boot sector.
     let mut new_boot = boot.clone();
-    let spc = div(cs, g.sector_bytes, "boot sector")?;
-    put_u64(
-        &mut new_boot,
-        0x28,
-        mul(new_clusters, spc, "boot sector")?,
-        "boot sector",
-    )?;
+    let (fields, _) = BootSectorDisk::mut_from_prefix(new_boot.as_mut_slice())
+        .map_err(|_| Error::corrupt("NTFS boot sector", 0, "shorter than a boot sector"))?;
+    fields.total_sectors.set(new_sectors);
     if let Some(lba) = new_start_lba {
         let hidden = u32::try_from(lba).map_err(|_| {
             Error::Unsupported(format!(
                 "a partition starting at sector {lba} (past the 32-bit hidden-sectors field)"
             ))
         })?;
-        put_u32(&mut new_boot, 0x1C, hidden, "boot sector")?;
+        fields.hidden_sectors.set(hidden);
     }
     let backup_at = sub(new_partition_bytes, g.sector_bytes, "backup boot sector")?;
 
@@ -784,6 +818,7 @@ pub fn plan_resize(
         writes,
         old_clusters: g.clusters,
         new_clusters,
+        new_total_sectors: new_sectors,
         cluster_bytes: cs,
         free_bytes_after: new_clusters.saturating_sub(used).saturating_mul(cs),
     })

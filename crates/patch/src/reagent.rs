@@ -21,22 +21,26 @@ enum Encoding {
     Utf16Le,
 }
 
-/// The writes (volume-relative) that set the WinreLocation offset of the ReAgent.xml on
-/// `volume` to `new_offset`, or None when the file is absent. Refuses a resident or sparse file
+/// The writes (volume-relative) that set the WinreLocation offset of the ReAgent.xml at `path`
+/// on `volume` to `new_offset`, or None when the file is absent. Refuses a resident or sparse file
 /// and a file whose attribute cannot be rewritten at the same length.
-pub fn offset_writes(volume: &NtfsVolume, new_offset: u64) -> Result<Option<(u64, Vec<Write>)>> {
-    let Some(file) = volume.open_file(REAGENT_PATH)? else {
+pub fn offset_writes(
+    volume: &NtfsVolume,
+    path: &str,
+    new_offset: u64,
+) -> Result<Option<(u64, Vec<Write>)>> {
+    let Some(file) = volume.open_file(path)? else {
         return Ok(None);
     };
-    let Some(bytes) = volume.read_small_file(REAGENT_PATH, MAX_REAGENT_BYTES as u64)? else {
+    let Some(bytes) = volume.read_small_file(path, MAX_REAGENT_BYTES as u64)? else {
         return Ok(None);
     };
     if file.valid_data_length() < file.size() {
         return Err(Error::Unsupported(format!(
-            "{REAGENT_PATH} has a valid data length below its size"
+            "{path} has a valid data length below its size"
         )));
     }
-    let old = parse_reagent(&bytes).map_err(|e| Error::corrupt(REAGENT_PATH, 0, e.to_string()))?;
+    let old = parse_reagent(&bytes).map_err(|e| Error::corrupt(path, 0, e.to_string()))?;
     let old_offset = old.location_offset;
     let new_bytes = rewrite(&bytes, new_offset)?;
     let mut check = parse_reagent(&new_bytes)
@@ -65,7 +69,7 @@ pub fn offset_writes(volume: &NtfsVolume, new_offset: u64) -> Result<Option<(u64
             || record.bytes.get(at..at.saturating_add(len)) != Some(bytes.as_slice())
         {
             return Err(Error::corrupt(
-                REAGENT_PATH,
+                path,
                 file.record_offset(),
                 "resident value differs from the file as read",
             ));
@@ -93,10 +97,10 @@ pub fn offset_writes(volume: &NtfsVolume, new_offset: u64) -> Result<Option<(u64
             .data_runs()
             .iter()
             .find(|r| vcn >= r.vcn && vcn < r.vcn.saturating_add(r.clusters))
-            .ok_or_else(|| Error::corrupt(REAGENT_PATH, pos, "no data run covers this byte"))?;
+            .ok_or_else(|| Error::corrupt(path, pos, "no data run covers this byte"))?;
         let lcn = run
             .lcn
-            .ok_or_else(|| Error::Unsupported(format!("{REAGENT_PATH} is sparse")))?;
+            .ok_or_else(|| Error::Unsupported(format!("{path} is sparse")))?;
         let run_end = mul(run.vcn.saturating_add(run.clusters), cs, "ReAgent.xml")?;
         let piece_end = end.min(run_end);
         let in_run = pos.saturating_sub(mul(run.vcn, cs, "ReAgent.xml")?);

@@ -9,7 +9,16 @@
 
 use winre_readat::ReadAt;
 
-use crate::bytes::{add, div, mul, put, put_u32, put_u64, sub, u32_at, u64_at, usize_of};
+use std::mem::{offset_of, size_of};
+
+use winre_disk::partition::layout::{
+    mbr_entry_offset, GptEntryDisk, GptHeaderDisk, MbrEntryDisk, GPT_HEADER_CRC_OFFSET,
+    MBR_SIGNATURE_OFFSET,
+};
+use winre_disk::partition::mbr::PROTECTIVE_TYPE;
+use zerocopy::FromBytes;
+
+use crate::bytes::{add, div, mul, sub, usize_of};
 use crate::error::{Error, Result};
 use crate::Write;
 
@@ -29,7 +38,8 @@ pub struct NewExtent {
 
 /// Rewrites the GPT of `disk` (whose size may be about to become `new_disk_bytes`) with the
 /// partitions' new extents. Reads the primary header and its entries (the primary must be
-/// valid: a damaged one is for sgdisk to repair first).
+/// valid: a damaged one is for sgdisk to repair first). The fields are winre-disk's layout
+/// definitions ([`GptHeaderDisk`], [`GptEntryDisk`]), the ones its reader uses.
 pub fn gpt_writes(
     disk: &dyn ReadAt,
     sector: u64,
@@ -37,47 +47,48 @@ pub fn gpt_writes(
     extents: &[NewExtent],
 ) -> Result<Vec<Write>> {
     let what = "GPT header";
+    let field = |offset: usize| sector.saturating_add(offset as u64);
     let mut header = vec![0u8; usize_of(sector, what)?];
     disk.read_exact_at(sector, &mut header)?;
-    if header.get(..8) != Some(b"EFI PART".as_slice()) {
+    let (h, _) = GptHeaderDisk::read_from_prefix(&header)
+        .map_err(|_| Error::corrupt(what, sector, "shorter than a GPT header"))?;
+    if h.signature != *b"EFI PART" {
         return Err(Error::corrupt(
             what,
             sector,
             "no EFI PART signature at LBA 1",
         ));
     }
-    let header_size = u32_at(&header, 0x0C, what)?;
+    let header_size = h.header_size.get();
     if !(92..=512).contains(&header_size) || u64::from(header_size) > sector {
         return Err(Error::corrupt(
             what,
-            sector.saturating_add(0x0C),
+            field(offset_of!(GptHeaderDisk, header_size)),
             format!("header size {header_size}"),
         ));
     }
     let hs = header_size as usize;
-    let mut check = header.get(..hs).unwrap_or_default().to_vec();
-    put_u32(&mut check, 0x10, 0, what)?;
-    if crc32fast::hash(&check) != u32_at(&header, 0x10, what)? {
+    if header_crc(&header, hs)? != h.header_crc32.get() {
         return Err(Error::corrupt(
             what,
-            sector.saturating_add(0x10),
+            field(GPT_HEADER_CRC_OFFSET),
             "primary header CRC32 is wrong; repair the table (sgdisk) first",
         ));
     }
-    let entries_lba = u64_at(&header, 0x48, what)?;
-    let count = u64::from(u32_at(&header, 0x50, what)?);
-    let entry_size = u64::from(u32_at(&header, 0x54, what)?);
+    let entries_lba = h.entries_lba.get();
+    let count = u64::from(h.entry_count.get());
+    let entry_size = u64::from(h.entry_size.get());
     let array_bytes = mul(count, entry_size, what)?;
-    if entry_size < 128 || array_bytes > MAX_ENTRY_ARRAY_BYTES {
+    if entry_size < size_of::<GptEntryDisk>() as u64 || array_bytes > MAX_ENTRY_ARRAY_BYTES {
         return Err(Error::corrupt(
             what,
-            sector.saturating_add(0x50),
+            field(offset_of!(GptHeaderDisk, entry_count)),
             format!("{count} entries of {entry_size} bytes"),
         ));
     }
     let mut entries = vec![0u8; usize_of(array_bytes, what)?];
     disk.read_exact_at(mul(entries_lba, sector, what)?, &mut entries)?;
-    if crc32fast::hash(&entries) != u32_at(&header, 0x58, what)? {
+    if crc32fast::hash(&entries) != h.entries_crc32.get() {
         return Err(Error::corrupt(
             "GPT entry array",
             entries_lba.saturating_mul(sector),
@@ -88,7 +99,7 @@ pub fn gpt_writes(
     let disk_sectors = div(new_disk_bytes, sector, what)?;
     let last_lba = sub(disk_sectors, 1, "disk size")?;
     let backup_entries_lba = sub(last_lba, entry_sectors, "disk size")?;
-    let old_last_usable = u64_at(&header, 0x30, what)?;
+    let old_last_usable = h.last_usable_lba.get();
     let old_disk_sectors = div(disk.len(), sector, what)?;
     // Grown: the usable area reaches the new backup array; otherwise it stays.
     let last_usable = if disk_sectors > old_disk_sectors {
@@ -96,7 +107,7 @@ pub fn gpt_writes(
     } else {
         old_last_usable.min(sub(backup_entries_lba, 1, "disk size")?)
     };
-    let first_usable = u64_at(&header, 0x28, what)?;
+    let first_usable = h.first_usable_lba.get();
     for e in extents {
         let index = u64::from(
             e.number
@@ -118,26 +129,31 @@ pub fn gpt_writes(
             ));
         }
         let at = usize_of(mul(index, entry_size, what)?, what)?;
-        put_u64(&mut entries, at.saturating_add(0x20), e.first_lba, what)?;
-        put_u64(&mut entries, at.saturating_add(0x28), e.last_lba, what)?;
+        let (entry, _) = entries
+            .get_mut(at..)
+            .and_then(|rest| GptEntryDisk::mut_from_prefix(rest).ok())
+            .ok_or_else(|| Error::corrupt("GPT entry array", at as u64, "entry cut short"))?;
+        entry.first_lba.set(e.first_lba);
+        entry.last_lba.set(e.last_lba);
     }
     let entries_crc = crc32fast::hash(&entries);
-    let seal = |h: &mut Vec<u8>| -> Result<()> {
-        put_u32(h, 0x58, entries_crc, what)?;
-        put_u32(h, 0x10, 0, what)?;
-        let crc = crc32fast::hash(h.get(..hs).unwrap_or_default());
-        put_u32(h, 0x10, crc, what)
+    let copy = |my_lba: u64, alternate_lba: u64, entries_at: u64| -> Result<Vec<u8>> {
+        let mut bytes = header.clone();
+        let (h, _) = GptHeaderDisk::mut_from_prefix(&mut bytes)
+            .map_err(|_| Error::corrupt(what, sector, "shorter than a GPT header"))?;
+        h.my_lba.set(my_lba);
+        h.alternate_lba.set(alternate_lba);
+        h.last_usable_lba.set(last_usable);
+        h.entries_lba.set(entries_at);
+        h.entries_crc32.set(entries_crc);
+        let crc = header_crc(&bytes, hs)?;
+        let (h, _) = GptHeaderDisk::mut_from_prefix(&mut bytes)
+            .map_err(|_| Error::corrupt(what, sector, "shorter than a GPT header"))?;
+        h.header_crc32.set(crc);
+        Ok(bytes)
     };
-    let mut primary = header.clone();
-    put_u64(&mut primary, 0x20, last_lba, what)?;
-    put_u64(&mut primary, 0x30, last_usable, what)?;
-    seal(&mut primary)?;
-    let mut backup = header;
-    put_u64(&mut backup, 0x18, last_lba, what)?;
-    put_u64(&mut backup, 0x20, 1, what)?;
-    put_u64(&mut backup, 0x30, last_usable, what)?;
-    put_u64(&mut backup, 0x48, backup_entries_lba, what)?;
-    seal(&mut backup)?;
+    let primary = copy(1, last_lba, entries_lba)?;
+    let backup = copy(last_lba, 1, backup_entries_lba)?;
     let mut writes = vec![
         Write {
             offset: mul(entries_lba, sector, what)?,
@@ -160,9 +176,15 @@ pub fn gpt_writes(
         // The protective MBR's 0xEE entry covers the disk (capped at 2^32 - 1 sectors).
         let mut mbr = vec![0u8; 512];
         disk.read_exact_at(0, &mut mbr)?;
-        if mbr.get(0x1C2) == Some(&0xEE) {
-            let sectors = u32::try_from(last_lba).unwrap_or(u32::MAX);
-            put_u32(&mut mbr, 0x1CA, sectors, "protective MBR")?;
+        let protective = mbr
+            .get_mut(mbr_entry_offset(0)..)
+            .and_then(|rest| MbrEntryDisk::mut_from_prefix(rest).ok())
+            .map(|(entry, _)| entry)
+            .filter(|entry| entry.type_byte == PROTECTIVE_TYPE);
+        if let Some(entry) = protective {
+            entry
+                .sectors
+                .set(u32::try_from(last_lba).unwrap_or(u32::MAX));
             writes.push(Write {
                 offset: 0,
                 bytes: mbr,
@@ -170,6 +192,19 @@ pub fn gpt_writes(
         }
     }
     Ok(writes)
+}
+
+/// CRC32 of the first `header_size` bytes of a GPT header with its CRC field zeroed.
+fn header_crc(header: &[u8], header_size: usize) -> Result<u32> {
+    let mut covered = header
+        .get(..header_size)
+        .ok_or_else(|| Error::corrupt("GPT header", 0, "shorter than its header size"))?
+        .to_vec();
+    let crc_field = GPT_HEADER_CRC_OFFSET..GPT_HEADER_CRC_OFFSET.saturating_add(4);
+    if let Some(field) = covered.get_mut(crc_field) {
+        field.fill(0);
+    }
+    Ok(crc32fast::hash(&covered))
 }
 
 /// CHS of `lba` for the 255-head, 63-sector geometry, saturated at 1023/254/63 as Windows does.
@@ -187,13 +222,20 @@ fn chs(lba: u64) -> [u8; 3] {
     ]
 }
 
-/// Rewrites primary MBR entries (numbers 1-4) with new extents.
+/// Rewrites primary MBR entries (numbers 1-4) with new extents ([`MbrEntryDisk`], the reader's
+/// layout).
 pub fn mbr_writes(disk: &dyn ReadAt, extents: &[NewExtent]) -> Result<Vec<Write>> {
     let what = "MBR";
     let mut mbr = vec![0u8; 512];
     disk.read_exact_at(0, &mut mbr)?;
-    if mbr.get(510..512) != Some([0x55, 0xAA].as_slice()) {
-        return Err(Error::corrupt(what, 510, "no 55 AA signature"));
+    if mbr.get(MBR_SIGNATURE_OFFSET..MBR_SIGNATURE_OFFSET.saturating_add(2))
+        != Some([0x55, 0xAA].as_slice())
+    {
+        return Err(Error::corrupt(
+            what,
+            MBR_SIGNATURE_OFFSET as u64,
+            "no 55 AA signature",
+        ));
     }
     for e in extents {
         if !(1..=4).contains(&e.number) {
@@ -202,17 +244,20 @@ pub fn mbr_writes(disk: &dyn ReadAt, extents: &[NewExtent]) -> Result<Vec<Write>
                 e.number
             )));
         }
-        let at =
-            0x1BEusize.saturating_add(16usize.saturating_mul(e.number.saturating_sub(1) as usize));
+        let at = mbr_entry_offset(e.number.saturating_sub(1) as usize);
         let first = u32::try_from(e.first_lba)
             .map_err(|_| Error::Unsupported("an MBR partition past 2 TiB".into()))?;
         let sectors = sub(add(e.last_lba, 1, what)?, e.first_lba, what)?;
         let sectors = u32::try_from(sectors)
             .map_err(|_| Error::Unsupported("an MBR partition of 2 TiB or more".into()))?;
-        put(&mut mbr, at.saturating_add(1), &chs(e.first_lba), what)?;
-        put(&mut mbr, at.saturating_add(5), &chs(e.last_lba), what)?;
-        put_u32(&mut mbr, at.saturating_add(8), first, what)?;
-        put_u32(&mut mbr, at.saturating_add(12), sectors, what)?;
+        let (entry, _) = mbr
+            .get_mut(at..)
+            .and_then(|rest| MbrEntryDisk::mut_from_prefix(rest).ok())
+            .ok_or_else(|| Error::corrupt(what, at as u64, "entry cut short"))?;
+        entry.chs_first = chs(e.first_lba);
+        entry.chs_last = chs(e.last_lba);
+        entry.first_lba.set(first);
+        entry.sectors.set(sectors);
     }
     Ok(vec![Write {
         offset: 0,

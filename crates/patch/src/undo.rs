@@ -115,6 +115,8 @@ pub fn undo(image_path: &Path, journal_path: &Path, allow_device: bool) -> Resul
             }
         }
     }
+    // For a container: qemu-nbd has closed it cleanly before the journal says it is restored.
+    image.close()?;
     journal::append_state(journal_path, &j, JournalState::Undone)?;
     Ok(report)
 }

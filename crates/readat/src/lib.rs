@@ -94,8 +94,9 @@ impl ReadAt for Vec<u8> {
     }
 }
 
-/// A regular file. Its length is taken once, when it is wrapped: inputs are not expected to change
-/// while winre reads them, and a read past that length is an error rather than a surprise.
+/// A regular file or a block device (a disk, a loop device, an LVM volume). Its length is taken
+/// once, when it is wrapped: inputs are not expected to change while winre reads them, and a read
+/// past that length is an error rather than a surprise.
 #[derive(Debug)]
 pub struct FileReader {
     file: std::fs::File,
@@ -103,15 +104,70 @@ pub struct FileReader {
 }
 
 impl FileReader {
-    /// Opens `path` read-only.
+    /// Opens `path` read-only. Anything but a regular file or a block device (a directory, a
+    /// FIFO, a socket, a terminal or other character device) is refused with
+    /// [`io::ErrorKind::InvalidInput`] naming the path and what it is, before it is opened:
+    /// opening a FIFO would block until a writer comes. The open itself is non-blocking and the
+    /// kind is checked again on the opened file, so a file swapped in between cannot block us.
     pub fn open(path: impl AsRef<std::path::Path>) -> io::Result<Self> {
-        Self::new(std::fs::File::open(path)?)
+        let path = path.as_ref();
+        let refuse = |kind: &str| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} is {kind}: winre reads regular files and block devices only",
+                    path.display()
+                ),
+            )
+        };
+        if let Some(kind) = unreadable_kind(&std::fs::metadata(path)?.file_type()) {
+            return Err(refuse(kind));
+        }
+        use rustix::fs::OFlags;
+        let fd = rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
+            rustix::fs::Mode::empty(),
+        )?;
+        let file = std::fs::File::from(fd);
+        if let Some(kind) = unreadable_kind(&file.metadata()?.file_type()) {
+            return Err(refuse(kind));
+        }
+        // Back to blocking reads (O_NONBLOCK means nothing to regular files and disks on Linux,
+        // but other systems may honour it).
+        rustix::fs::fcntl_setfl(&file, rustix::fs::fcntl_getfl(&file)? - OFlags::NONBLOCK)?;
+        Self::new(file)
     }
 
-    /// Wraps an open file; its current length becomes the readable length.
+    /// Wraps an open file; its current length becomes the readable length. A block device's
+    /// length is where a seek to its end lands (its metadata says 0).
     pub fn new(file: std::fs::File) -> io::Result<Self> {
-        let len = file.metadata()?.len();
+        use std::os::unix::fs::FileTypeExt;
+        let meta = file.metadata()?;
+        let len = if meta.file_type().is_block_device() {
+            (&file).seek(SeekFrom::End(0))?
+        } else {
+            meta.len()
+        };
         Ok(Self { file, len })
+    }
+}
+
+/// What a file is when it is not something winre can read as an image, else `None`.
+fn unreadable_kind(kind: &std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_file() || kind.is_block_device() {
+        None
+    } else if kind.is_dir() {
+        Some("a directory")
+    } else if kind.is_fifo() {
+        Some("a FIFO (named pipe)")
+    } else if kind.is_socket() {
+        Some("a socket")
+    } else if kind.is_char_device() {
+        Some("a character device (a terminal, /dev/zero, a tape)")
+    } else {
+        Some("not a regular file")
     }
 }
 

@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod blob_table;
+pub mod budget;
 pub mod codec;
 pub mod digest;
 pub mod error;

@@ -21,6 +21,7 @@ use std::sync::Mutex;
 
 use winre_readat::ReadAt;
 
+use crate::budget::MemoryBudget;
 use crate::codec::{self, ChunkDecoder, Compression};
 use crate::reshdr::ResourceHeader;
 use crate::{Error, Result};
@@ -415,7 +416,7 @@ pub(crate) fn read_fault(e: std::io::Error) -> Fault {
 
 /// Streams the uncompressed bytes of a resource, in order, to `sink`, one piece at a time
 /// (at most one chunk, or [`RAW_PIECE_BYTES`] for an uncompressed resource). `pool` is needed
-/// only for compressed resources. Memory: two chunk-sized buffers.
+/// only for compressed resources. Memory: [`stream_buffer_bytes`].
 pub fn stream<R: ReadAt + ?Sized>(
     reader: &R,
     spec: &ResourceSpec,
@@ -453,14 +454,15 @@ pub fn stream<R: ReadAt + ?Sized>(
             "no decoder given for a compressed resource".into(),
         ))
     })?;
-    let chunk = usize::try_from(layout.chunk_size).unwrap_or(usize::MAX);
-    let (mut input, mut output) = (vec![0u8; chunk], vec![0u8; chunk]);
+    // No larger than the resource: a small blob in a WIM of 64 MiB chunks needs little.
+    let (mut input, mut output) = (Vec::new(), Vec::new());
     const TABLE_BATCH: u64 = 1024;
     let mut first = 0;
     while first < layout.chunk_count {
         for span in layout.spans(reader, first, TABLE_BATCH)? {
-            let inp = input.get_mut(..span.stored_len).unwrap_or_default();
-            let out = output.get_mut(..span.original_len).unwrap_or_default();
+            resize_exact(&mut input, span.stored_len);
+            resize_exact(&mut output, span.original_len);
+            let (inp, out) = (input.as_mut_slice(), output.as_mut_slice());
             reader.read_exact_at(span.offset, inp).map_err(read_fault)?;
             decode_chunk(&span, inp, out, pool)?;
             sink(out)?;
@@ -468,6 +470,31 @@ pub fn stream<R: ReadAt + ?Sized>(
         first = first.saturating_add(TABLE_BATCH);
     }
     Ok(())
+}
+
+/// Bytes [`stream`] holds for `spec`'s buffers at most (a chunk and its stored bytes, or a raw
+/// piece), for a [`MemoryBudget`].
+pub fn stream_buffer_bytes(spec: &ResourceSpec) -> u64 {
+    let reshdr = &spec.reshdr;
+    if reshdr.is_compressed() {
+        let chunk = u64::from(spec.chunk_size_bytes);
+        reshdr
+            .original_size
+            .min(chunk)
+            .saturating_add(reshdr.size_in_wim.min(chunk))
+    } else {
+        reshdr.size_in_wim.min(RAW_PIECE_BYTES as u64)
+    }
+}
+
+/// Sets `buf` to `len` bytes, growing it to exactly that (not the doubling of `resize`), so
+/// that its memory is what a [`MemoryBudget`] grant counted. Bytes already there stay: the
+/// caller overwrites them.
+pub(crate) fn resize_exact(buf: &mut Vec<u8>, len: usize) {
+    if len > buf.capacity() {
+        buf.reserve_exact(len.saturating_sub(buf.len()));
+    }
+    buf.resize(len, 0);
 }
 
 /// Uncompressed bytes a parallel work item holds at most (unless one chunk is larger): chunks
@@ -509,7 +536,7 @@ pub(crate) fn decode_group<R: ReadAt + ?Sized>(
     let total = spans
         .iter()
         .fold(0usize, |n, s| n.saturating_add(s.original_len));
-    out.resize(total, 0);
+    resize_exact(out, total);
     let (Some(head), Some(tail)) = (spans.first(), spans.last()) else {
         return Vec::new();
     };
@@ -519,7 +546,7 @@ pub(crate) fn decode_group<R: ReadAt + ?Sized>(
         .saturating_sub(head.offset);
     // The spans come from a checked layout: their stored bytes lie inside the resource, and each
     // is at most one chunk.
-    input.resize(usize::try_from(region).unwrap_or(0), 0);
+    resize_exact(input, usize::try_from(region).unwrap_or(0));
     let whole = reader.read_exact_at(head.offset, input).is_ok();
     let mut results = Vec::with_capacity(spans.len());
     let mut at = 0usize;
@@ -535,7 +562,7 @@ pub(crate) fn decode_group<R: ReadAt + ?Sized>(
                 .unwrap_or_default();
             decode_chunk(span, stored, piece, pool)
         } else {
-            input.resize(span.stored_len, 0);
+            resize_exact(input, span.stored_len);
             reader
                 .read_exact_at(span.offset, input)
                 .map_err(read_fault)
@@ -547,14 +574,16 @@ pub(crate) fn decode_group<R: ReadAt + ?Sized>(
 
 /// Like [`stream`], but decodes groups of chunks on `workers` threads
 /// ([`crate::pipeline`]: no barrier between groups) while `sink` sees the bytes in order on
-/// the calling thread, so it can hash them. Stops at the first fault. Memory: about
-/// `(workers + 1) x` a group of chunks (at least one chunk, else about [`ITEM_BYTES`]), plus
-/// the stored bytes of one group per worker.
+/// the calling thread, so it can hash them. Stops at the first fault. Memory: at most
+/// `workers + 1` groups of chunks (at least one chunk, else about [`ITEM_BYTES`]) and their
+/// stored bytes, fewer when `budget` has no room for them (a group counts its chunks' full size
+/// twice: the stored sizes are known only once decoding starts).
 pub fn stream_parallel<R: ReadAt + ?Sized>(
     reader: &R,
     spec: &ResourceSpec,
     pool: &DecoderPool,
     workers: usize,
+    budget: &MemoryBudget,
     mut sink: impl FnMut(&[u8]) -> Result<(), Fault>,
 ) -> Result<(), Fault> {
     check_spec(spec)?;
@@ -567,9 +596,12 @@ pub fn stream_parallel<R: ReadAt + ?Sized>(
     let layout = ChunkLayout::for_spec(spec).map_err(Fault::Layout)?;
     let per_item = chunks_per_item(layout.chunk_size, layout.chunk_count, workers);
     let mut outcome = Ok(());
+    let group_bytes = per_item.saturating_mul(layout.chunk_size).saturating_mul(2);
     crate::pipeline::decode_in_order(
         layout.chunk_count.div_ceil(per_item),
         workers,
+        budget,
+        |_| group_bytes,
         |item, out, input| -> Result<usize, Fault> {
             let spans = layout.spans(reader, item.saturating_mul(per_item), per_item)?;
             decode_group(reader, &spans, pool, out, input)

@@ -28,6 +28,7 @@ use winre_readat::ReadAt;
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
 
+use crate::budget::MemoryBudget;
 use crate::codec::Compression;
 use crate::header::chunk_size_range;
 use crate::reshdr::ResourceHeader;
@@ -424,39 +425,72 @@ pub fn stream_range<R: ReadAt + ?Sized>(
     Ok(())
 }
 
-/// Decodes every chunk of a solid resource on `workers` threads ([`crate::pipeline`]: small
-/// chunks in groups, no barrier between groups) and hands each chunk's bytes (or why it could
-/// not be read or decoded) to `each`, in chunk order, on the calling thread. A damaged chunk does
-/// not stop the others. Memory: about `workers + 1` chunks (or groups of about
-/// [`crate::resource::ITEM_BYTES`]), plus one group's stored bytes per worker.
+/// One solid resource for [`decode_parallel`]: its chunk layout and decoders.
+pub type SolidJob<'a> = (&'a SolidChunks, &'a DecoderPool);
+
+/// Decodes every chunk of the solid resources `jobs` on `workers` threads ([`crate::pipeline`]:
+/// small chunks in groups, no barrier between groups, nor between resources: the next
+/// resource's chunks start while the last of this one decodes) and hands each chunk's bytes (or
+/// why it could not be read or decoded) to `each(job, span, result)`, in resource and chunk
+/// order, on the calling thread. A damaged chunk does not stop the others. Memory: at most
+/// `workers + 1` chunks (or groups of about [`crate::resource::ITEM_BYTES`]) with their stored
+/// bytes, fewer when `budget` has no room for them (two 64 MiB chunks do not fit the default).
 pub fn decode_parallel<R: ReadAt + ?Sized>(
     reader: &R,
-    chunks: &SolidChunks,
-    pool: &DecoderPool,
+    jobs: &[SolidJob<'_>],
     workers: usize,
-    mut each: impl FnMut(&ChunkSpan, Result<&[u8], Fault>),
+    budget: &MemoryBudget,
+    mut each: impl FnMut(usize, &ChunkSpan, Result<&[u8], Fault>),
 ) {
-    let count = chunks.chunk_count();
-    let per_item = chunks_per_item(chunks.chunk_size, count, workers);
-    crate::pipeline::decode_in_order(
-        count.div_ceil(per_item),
-        workers,
-        |item, out, input| {
-            let first = item.saturating_mul(per_item);
-            let spans: Vec<ChunkSpan> = (first..first.saturating_add(per_item).min(count))
+    // Items of every job end to end: (job, first chunk, chunks), in order.
+    let mut items: Vec<(usize, u64, u64)> = Vec::new();
+    for (job, (chunks, _)) in jobs.iter().enumerate() {
+        let count = chunks.chunk_count();
+        let per_item = chunks_per_item(chunks.chunk_size, count, workers);
+        let mut first = 0;
+        while first < count {
+            items.push((job, first, per_item.min(count.saturating_sub(first))));
+            first = first.saturating_add(per_item);
+        }
+    }
+    let spans_of = |item: u64| -> (usize, Vec<ChunkSpan>) {
+        let Some(&(job, first, n)) = usize::try_from(item).ok().and_then(|i| items.get(i)) else {
+            return (0, Vec::new());
+        };
+        let spans = jobs.get(job).map_or_else(Vec::new, |(chunks, _)| {
+            (first..first.saturating_add(n))
                 .filter_map(|i| chunks.span(i))
-                .collect();
-            let results = decode_group(reader, &spans, pool, out, input);
-            spans.into_iter().zip(results).collect::<Vec<_>>()
+                .collect()
+        });
+        (job, spans)
+    };
+    let cost = |item: u64| {
+        spans_of(item).1.iter().fold(0u64, |sum, s| {
+            sum.saturating_add(s.original_len as u64)
+                .saturating_add(s.stored_len as u64)
+        })
+    };
+    crate::pipeline::decode_in_order(
+        items.len() as u64,
+        workers,
+        budget,
+        cost,
+        |item, out, input| {
+            let (job, spans) = spans_of(item);
+            let results = match jobs.get(job) {
+                Some((_, pool)) => decode_group(reader, &spans, pool, out, input),
+                None => Vec::new(),
+            };
+            (job, spans.into_iter().zip(results).collect::<Vec<_>>())
         },
-        |decoded, out| {
+        |(job, decoded), out| {
             let mut at = 0usize;
             for (span, result) in decoded {
                 let bytes = out
                     .get(at..at.saturating_add(span.original_len))
                     .unwrap_or_default();
                 at = at.saturating_add(span.original_len);
-                each(&span, result.map(|()| bytes));
+                each(job, &span, result.map(|()| bytes));
             }
             ControlFlow::Continue(())
         },

@@ -4,13 +4,15 @@
 //! Small blobs are spread over the rayon pool, one worker each; blobs of many compressed chunks
 //! are then done one at a time, their chunks decoded on one thread per rayon worker and hashed
 //! in order (SHA-1 is sequential) on this thread as they arrive ([`crate::pipeline`]). Each
-//! worker owns its decoder (from a [`DecoderPool`]) and buffers, so memory is bounded by a few
-//! chunks per worker, whatever the size of the WIM.
+//! worker owns its decoder (from a [`DecoderPool`]); every decode buffer is taken from one byte
+//! budget ([`MemoryBudget`], [`VerifyOptions::buffer_bytes`]), so memory is bounded whatever the
+//! size of the WIM and of its chunks: huge chunks decode fewer at a time.
 //!
-//! A solid resource is decoded once, its chunks in parallel the same way, and its bytes
-//! are handed in order to the blobs that lie in them (a blob may start and end anywhere, and
-//! straddle chunks); each blob is hashed as its bytes go by. A chunk that cannot be read or
-//! decoded fails every blob it holds part of, and the other chunks are still checked.
+//! Solid resources are decoded once each, all in one pipeline (the next resource's chunks start
+//! while the last of this one decodes), and their bytes are handed in order to the blobs that
+//! lie in them (a blob may start and end anywhere, and straddle chunks); each blob is hashed as
+//! its bytes go by. A chunk that cannot be read or decoded fails every blob it holds part of,
+//! and the other chunks are still checked.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,10 +23,12 @@ use sha1::Digest;
 use winre_readat::ReadAt;
 
 use crate::blob_table::BlobEntry;
+use crate::budget::{MemoryBudget, DEFAULT_BUFFER_BYTES};
 use crate::codec::Compression;
 use crate::digest::Sha1Digest;
 use crate::integrity::{IntegrityFailure, IntegrityTable};
 use crate::metadata::usage::{stream_uses, StreamUse};
+use crate::metadata::Image;
 use crate::resource::{self, ChunkLayout, ChunkSpan, DecoderPool, Fault, ResourceSpec};
 use crate::solid::{self, SolidChunks};
 use crate::wim::{read_header, Wim};
@@ -48,7 +52,9 @@ pub struct VerifyReport {
     pub file_size_bytes: u64,
     /// The integrity table check, when the WIM has a table.
     pub integrity: Option<IntegrityReport>,
-    /// Why the blob table or XML data could not be read (then no blob was checked).
+    /// Why the blob table or XML data could not be read (then no blob was checked), or why an
+    /// image's dentry tree whose metadata blob hashes right cannot be read (a directory cycle,
+    /// entries past the end, a bad security block): one sentence per image, `; `-joined.
     pub structure_error: Option<String>,
     /// Blobs checked (metadata included).
     pub blobs_checked: u64,
@@ -137,6 +143,9 @@ pub enum BlobProblem {
 pub struct VerifyOptions {
     /// Skip the integrity table.
     pub skip_integrity: bool,
+    /// Bytes the decode buffers may hold at once (None: [`DEFAULT_BUFFER_BYTES`]). Huge chunks
+    /// decode fewer at a time under a small budget; one chunk always decodes, whatever its size.
+    pub buffer_bytes: Option<u64>,
 }
 
 /// Verifies the WIM in `reader` on the current rayon pool (use `ThreadPool::install` to choose
@@ -225,9 +234,10 @@ pub fn verify<R: ReadAt>(
     let (structure_error, mut failures) = match &opened {
         Err(e) => (Some(e.to_string()), Vec::new()),
         Ok(wim) => {
-            let mut failures = check_blobs(wim, &blobs, pool.as_ref(), &advance);
-            failures.extend(check_solid(wim, &solid_blobs, &advance)?);
-            (None, failures)
+            let budget = MemoryBudget::new(options.buffer_bytes.unwrap_or(DEFAULT_BUFFER_BYTES));
+            let mut failures = check_blobs(wim, &blobs, pool.as_ref(), &budget, &advance);
+            failures.extend(check_solid(wim, &solid_blobs, &budget, &advance)?);
+            (check_trees(wim, &failures), failures)
         }
     };
     // Point each failed blob at the failed integrity windows it overlaps.
@@ -265,6 +275,25 @@ pub fn verify<R: ReadAt>(
     })
 }
 
+/// Parses the dentry tree of every image whose metadata blob did not fail already, as wimlib's
+/// verify does; why each that cannot be read fails, or `None` when all read.
+fn check_trees<R: ReadAt + Sync>(wim: &Wim<R>, failures: &[BlobFailure]) -> Option<String> {
+    let failed: HashSet<u32> = failures
+        .iter()
+        .filter_map(|f| f.metadata_of_image)
+        .collect();
+    let errors: Vec<String> = (1..=wim.header().image_count)
+        .into_par_iter()
+        .filter(|index| !failed.contains(index))
+        .filter_map(|index| {
+            Image::open(wim, index)
+                .err()
+                .map(|e| format!("image {index}: its directory tree cannot be read: {e}"))
+        })
+        .collect();
+    (!errors.is_empty()).then(|| errors.join("; "))
+}
+
 /// Fills each failure's `used_by` from the images' file trees; returns why an image could not
 /// be mapped. Reads the metadata only when a data blob failed.
 fn attach_paths<R: ReadAt>(wim: &Wim<R>, failures: &mut [BlobFailure]) -> Vec<String> {
@@ -289,6 +318,7 @@ fn check_blobs<R: ReadAt>(
     wim: &Wim<R>,
     blobs: &[BlobEntry],
     pool: Option<&DecoderPool>,
+    budget: &MemoryBudget,
     advance: &(dyn Fn(u64) + Sync),
 ) -> Vec<BlobFailure> {
     let (large, small): (Vec<&BlobEntry>, Vec<&BlobEntry>) =
@@ -298,10 +328,12 @@ fn check_blobs<R: ReadAt>(
         .filter_map(|blob| {
             let spec = wim.spec(blob.reshdr);
             let mut hasher = sha1::Sha1::new();
+            let grant = budget.acquire(resource::stream_buffer_bytes(&spec));
             let result = resource::stream(wim.reader(), &spec, pool, |bytes| {
                 hasher.update(bytes);
                 Ok(())
             });
+            drop(grant);
             advance(blob.reshdr.size_in_wim);
             judge(wim, blob, result, hasher)
         })
@@ -315,19 +347,20 @@ fn check_blobs<R: ReadAt>(
         let total = blob.reshdr.original_size.max(1);
         let stored = blob.reshdr.size_in_wim;
         let mut reported = 0u64;
-        let result = resource::stream_parallel(wim.reader(), &spec, pool, workers, |bytes| {
-            hasher.update(bytes);
-            fed = fed.saturating_add(bytes.len() as u64);
-            // Report stored bytes in proportion to the uncompressed bytes hashed.
-            let now = u128::from(stored)
-                .saturating_mul(u128::from(fed))
-                .checked_div(u128::from(total))
-                .and_then(|n| u64::try_from(n).ok())
-                .unwrap_or(stored);
-            advance(now.saturating_sub(reported));
-            reported = now;
-            Ok(())
-        });
+        let result =
+            resource::stream_parallel(wim.reader(), &spec, pool, workers, budget, |bytes| {
+                hasher.update(bytes);
+                fed = fed.saturating_add(bytes.len() as u64);
+                // Report stored bytes in proportion to the uncompressed bytes hashed.
+                let now = u128::from(stored)
+                    .saturating_mul(u128::from(fed))
+                    .checked_div(u128::from(total))
+                    .and_then(|n| u64::try_from(n).ok())
+                    .unwrap_or(stored);
+                advance(now.saturating_sub(reported));
+                reported = now;
+                Ok(())
+            });
         advance(stored.saturating_sub(reported));
         failures.extend(judge(wim, blob, result, hasher));
     }
@@ -345,11 +378,13 @@ struct SolidBlobCheck<'a> {
     stored: Option<(u64, u64)>,
 }
 
-/// Verifies the blobs that live in solid resources: each resource decoded once. Returns Err only
-/// for a resource whose codec is not supported.
+/// Verifies the blobs that live in solid resources: each resource decoded once, all of them in
+/// one pipeline (the next resource starts while the last chunks of this one decode). Returns Err
+/// only for a resource whose codec is not supported.
 fn check_solid<R: ReadAt>(
     wim: &Wim<R>,
     blobs: &[BlobEntry],
+    budget: &MemoryBudget,
     advance: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<BlobFailure>> {
     let mut by_resource: BTreeMap<usize, Vec<&BlobEntry>> = BTreeMap::new();
@@ -359,6 +394,9 @@ fn check_solid<R: ReadAt>(
         }
     }
     let mut failures = Vec::new();
+    // The resources that load: (index, stored size, chunks, decoders), and their blobs' checks.
+    let mut loaded = Vec::new();
+    let mut checks: Vec<Vec<SolidBlobCheck>> = Vec::new();
     for (index, mut list) in by_resource {
         list.sort_by_key(|b| b.solid.map_or(0, |p| p.offset_bytes));
         let stored_total = wim
@@ -366,10 +404,10 @@ fn check_solid<R: ReadAt>(
             .solid_resources
             .get(index)
             .map_or(0, |r| r.size_in_wim);
-        let loaded = wim
+        let (chunks, pool) = match wim
             .solid_chunks(index)
-            .and_then(|c| wim.solid_pool(index).map(|p| (c, p)));
-        let (chunks, pool) = match loaded {
+            .and_then(|c| wim.solid_pool(index).map(|p| (c, p)))
+        {
             Ok(x) => x,
             Err(Fault::Unsupported(e)) => return Err(e),
             Err(fault) => {
@@ -382,7 +420,7 @@ fn check_solid<R: ReadAt>(
                 continue;
             }
         };
-        let mut checks: Vec<SolidBlobCheck> = list
+        let resource_checks = list
             .iter()
             .map(|b| {
                 let start = b.solid.map_or(0, |p| p.offset_bytes);
@@ -396,21 +434,31 @@ fn check_solid<R: ReadAt>(
                 }
             })
             .collect();
-        let mut cursor = 0usize;
-        let mut fed = 0u64;
-        solid::decode_parallel(
-            wim.reader(),
-            &chunks,
-            &pool,
-            rayon::current_num_threads(),
-            |span, result| {
-                fed = fed.saturating_add(span.stored_len as u64);
-                advance(span.stored_len as u64);
-                cursor = feed_solid_chunk(&chunks, &mut checks, cursor, span, result);
-            },
-        );
+        loaded.push((index, stored_total, chunks, pool));
+        checks.push(resource_checks);
+    }
+    let jobs: Vec<solid::SolidJob<'_>> = loaded.iter().map(|(_, _, c, p)| (&**c, &**p)).collect();
+    // Per resource: the first blob not yet complete, and the stored bytes fed.
+    let mut progress = vec![(0usize, 0u64); loaded.len()];
+    solid::decode_parallel(
+        wim.reader(),
+        &jobs,
+        rayon::current_num_threads(),
+        budget,
+        |job, span, result| {
+            let (Some((_, _, chunks, _)), Some(list), Some((cursor, fed))) =
+                (loaded.get(job), checks.get_mut(job), progress.get_mut(job))
+            else {
+                return;
+            };
+            *fed = fed.saturating_add(span.stored_len as u64);
+            advance(span.stored_len as u64);
+            *cursor = feed_solid_chunk(chunks, list, *cursor, span, result);
+        },
+    );
+    for (((index, stored_total, _, _), list), (_, fed)) in loaded.iter().zip(checks).zip(progress) {
         advance(stored_total.saturating_sub(fed));
-        failures.extend(checks.into_iter().filter_map(|c| {
+        failures.extend(list.into_iter().filter_map(|c| {
             let problem = match c.problem {
                 Some(p) => p,
                 None => {
@@ -421,7 +469,7 @@ fn check_solid<R: ReadAt>(
                     BlobProblem::HashMismatch { actual }
                 }
             };
-            Some(solid_failure(wim, c.blob, index, c.stored, problem))
+            Some(solid_failure(wim, c.blob, *index, c.stored, problem))
         }));
     }
     Ok(failures)

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use common::*;
 use winre_readat::FileReader;
 use winre_wim::blob_table::BlobEntry;
+use winre_wim::budget::MemoryBudget;
 use winre_wim::resource::{self, ChunkLayout, DecoderPool};
 use winre_wim::verify::{verify, BlobProblem, Progress};
 use winre_wim::{Sha1Digest, Wim};
@@ -130,9 +131,11 @@ fn parallel_stream_matches_sequential_and_raw_chunks_occur() {
                 Ok(())
             })
             .unwrap();
-            for workers in [1, 7] {
+            // 7 workers under a budget of 1 byte: one group at a time, the same bytes.
+            for (workers, budget) in [(1, u64::MAX), (7, u64::MAX), (7, 1)] {
+                let budget = MemoryBudget::new(budget);
                 let mut parallel = Vec::new();
-                resource::stream_parallel(wim.reader(), &spec, &pool, workers, |b| {
+                resource::stream_parallel(wim.reader(), &spec, &pool, workers, &budget, |b| {
                     parallel.extend_from_slice(b);
                     Ok(())
                 })

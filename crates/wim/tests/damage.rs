@@ -264,3 +264,90 @@ fn random_flips_never_panic() {
         }
     }
 }
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+}
+
+/// Edits image 1's metadata resource of an uncompressed WIM with `edit`, then fixes its SHA-1
+/// in the blob table, so every blob still hashes right and only the tree is wrong.
+fn patch_metadata(bytes: &mut [u8], edit: impl FnOnce(&mut [u8])) {
+    let wim = Wim::open(bytes.to_vec()).unwrap();
+    let meta = *wim
+        .blob_table()
+        .blobs
+        .iter()
+        .find(|b| b.is_metadata())
+        .unwrap();
+    assert!(!meta.reshdr.is_compressed(), "needs an uncompressed WIM");
+    let start = meta.reshdr.offset as usize;
+    let res = &mut bytes[start..start + meta.reshdr.size_in_wim as usize];
+    edit(res);
+    let digest = winre_wim::digest::Sha1Digest::of(res).0;
+    // The blob table holds the old SHA-1 once: replace it.
+    let table = wim.header().blob_table;
+    let t = &mut bytes[table.offset as usize..(table.offset + table.size_in_wim) as usize];
+    let pos = t.windows(20).position(|w| w == meta.sha1.0).unwrap();
+    t[pos..pos + 20].copy_from_slice(&digest);
+}
+
+/// Makes image 1 cyclic, as wimlib's tests/wims/cyclic.wim is (that file is GPL, so it is
+/// rebuilt here): the root's first subdirectory gets the root's children list as its own.
+fn make_cyclic(res: &mut [u8]) {
+    // Security data (its total length, 8-aligned), then the root dentry.
+    let root = (u32::from_le_bytes(res[0..4].try_into().unwrap()) as usize).next_multiple_of(8);
+    let children = u64_at(res, root + 0x10) as usize;
+    let mut at = children;
+    let dir = loop {
+        let length = u64_at(res, at) as usize;
+        assert!(length != 0, "the root has no subdirectory");
+        let attributes = u32::from_le_bytes(res[at + 8..at + 12].try_into().unwrap());
+        if attributes & 0x10 != 0 && u64_at(res, at + 0x10) != 0 {
+            break at;
+        }
+        let streams = u16::from_le_bytes(res[at + 0x60..at + 0x62].try_into().unwrap());
+        at += length.next_multiple_of(8);
+        for _ in 0..streams {
+            at += (u64_at(res, at) as usize).next_multiple_of(8);
+        }
+    };
+    res[dir + 0x10..dir + 0x18].copy_from_slice(&(children as u64).to_le_bytes());
+}
+
+#[test]
+fn a_cyclic_directory_tree_fails_verify_although_every_blob_hashes_right() {
+    let mut bytes = load("none.wim");
+    patch_metadata(&mut bytes, make_cyclic);
+    let report = check(bytes.clone()).unwrap();
+    assert!(!report.intact, "{report:#?}");
+    assert!(report.failures.is_empty(), "{:#?}", report.failures);
+    let error = report.structure_error.as_deref().unwrap();
+    assert!(
+        error.starts_with("image 1: its directory tree cannot be read")
+            && error.contains("a directory cycle"),
+        "{error}"
+    );
+    assert!(!wimlib_ok(&bytes), "wimlib-imagex verify also refuses it");
+    // The untouched WIM is intact for both.
+    let report = check(load("none.wim")).unwrap();
+    assert!(report.intact && report.structure_error.is_none());
+}
+
+#[test]
+fn a_security_block_past_the_end_fails_verify() {
+    let mut bytes = load("none.wim");
+    patch_metadata(&mut bytes, |res| {
+        let len = res.len() as u32;
+        res[0..4].copy_from_slice(&(len + 8).to_le_bytes());
+    });
+    let report = check(bytes.clone()).unwrap();
+    assert!(!report.intact && report.failures.is_empty(), "{report:#?}");
+    assert!(
+        report
+            .structure_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("image 1: its directory tree cannot be read")),
+        "{report:#?}"
+    );
+    assert!(!wimlib_ok(&bytes), "wimlib-imagex verify also refuses it");
+}

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use common::*;
 use winre_readat::{Counting, FileReader};
 use winre_wim::blob_table::BlobEntry;
-use winre_wim::verify::{verify, BlobProblem, Progress, VerifyReport};
+use winre_wim::verify::{verify, BlobProblem, Progress, VerifyOptions, VerifyReport};
 use winre_wim::{Error, Sha1Digest, Wim};
 
 /// Solid WIMs with the solid chunk size the fixture script gave them.
@@ -247,7 +247,8 @@ fn verify_agrees_with_wimlib_on_intact_files() {
     for name in all_names() {
         let path = dir.join(name);
         assert!(wimlib_verify_ok(&path), "{name}: wimlib says damaged");
-        for threads in [1, 3] {
+        // A 1-byte buffer budget: one chunk (or group) at a time, across resources too.
+        for (threads, buffer_bytes) in [(1, None), (3, None), (3, Some(1))] {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .build()
@@ -262,12 +263,18 @@ fn verify_agrees_with_wimlib_on_intact_files() {
                 .install(|| {
                     verify(
                         FileReader::open(&path).unwrap(),
-                        Default::default(),
+                        VerifyOptions {
+                            buffer_bytes,
+                            ..Default::default()
+                        },
                         &progress,
                     )
                 })
                 .unwrap();
-            assert!(report.intact, "{name} with {threads} threads: {report:?}");
+            assert!(
+                report.intact,
+                "{name} with {threads} threads, budget {buffer_bytes:?}: {report:?}"
+            );
             let wim = open(&path);
             assert_eq!(report.blobs_checked, wim.blob_table().blobs.len() as u64);
             assert_eq!(
@@ -344,6 +351,18 @@ fn flipped_byte_in_a_solid_chunk_names_the_blobs_it_breaks() {
         let report = check(&damaged);
         assert!(!report.intact, "{name}");
         let ours: BTreeSet<String> = report.failures.iter().map(|f| f.sha1.to_string()).collect();
+        // One chunk at a time finds the same.
+        let tight = verify(
+            damaged.clone(),
+            VerifyOptions {
+                buffer_bytes: Some(1),
+                ..Default::default()
+            },
+            &|_| {},
+        )
+        .unwrap();
+        let tight: BTreeSet<String> = tight.failures.iter().map(|f| f.sha1.to_string()).collect();
+        assert_eq!(tight, ours, "{name}: a 1-byte budget");
         assert!(!expected.is_empty(), "{name}: chunk {index} holds no blob");
         assert!(
             ours.is_subset(&expected) && !ours.is_empty(),

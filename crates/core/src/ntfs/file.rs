@@ -69,6 +69,19 @@ enum FileData {
     NonResident(Vec<DataRun>),
 }
 
+/// The four `$STANDARD_INFORMATION` times of a file (FILETIMEs; 0 when the record has none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FileTimes {
+    /// Created.
+    pub created: u64,
+    /// Data last modified.
+    pub modified: u64,
+    /// MFT record last changed.
+    pub mft_modified: u64,
+    /// Last accessed.
+    pub accessed: u64,
+}
+
 /// An open file: its sizes, its `$DATA` flags and where its bytes are.
 #[derive(Clone)]
 pub struct FileHandle {
@@ -80,6 +93,7 @@ pub struct FileHandle {
     allocated_bytes: u64,
     attributes: FileAttributes,
     standard_attributes: u32,
+    times: FileTimes,
     in_attribute_list: bool,
     cluster_size: u64,
     data: FileData,
@@ -117,7 +131,16 @@ impl FileHandle {
                 "{path} is a directory, not a file"
             )));
         }
-        let standard_attributes = file.info().map(|i| i.file_attributes().bits()).unwrap_or(0);
+        let info = file.info().ok();
+        let standard_attributes = info.as_ref().map_or(0, |i| i.file_attributes().bits());
+        let times = info
+            .as_ref()
+            .map_or_else(FileTimes::default, |i| FileTimes {
+                created: i.creation_time().nt_timestamp(),
+                modified: i.modification_time().nt_timestamp(),
+                mft_modified: i.mft_record_modification_time().nt_timestamp(),
+                accessed: i.access_time().nt_timestamp(),
+            });
         let cluster_size = u64::from(volume.cluster_size());
         let ntfs_error = |e| Error::ntfs(format!("attributes of {path} (MFT record {record})"), e);
 
@@ -224,6 +247,7 @@ impl FileHandle {
                     allocated_bytes: len,
                     attributes: FileAttributes::from_flags(flags),
                     standard_attributes,
+                    times,
                     in_attribute_list,
                     cluster_size,
                     data: FileData::Resident(Arc::new(bytes)),
@@ -299,6 +323,7 @@ impl FileHandle {
             allocated_bytes: header.allocated_bytes,
             attributes,
             standard_attributes,
+            times,
             in_attribute_list,
             cluster_size,
             data: FileData::NonResident(runs),
@@ -344,6 +369,11 @@ impl FileHandle {
     /// The FILE_ATTRIBUTE_* bits of `$STANDARD_INFORMATION` (0 if unreadable).
     pub fn standard_attributes(&self) -> u32 {
         self.standard_attributes
+    }
+
+    /// Its `$STANDARD_INFORMATION` times.
+    pub fn times(&self) -> FileTimes {
+        self.times
     }
 
     /// True when the file has an `$ATTRIBUTE_LIST` (its attributes span several MFT records).
@@ -664,6 +694,7 @@ mod tests {
             allocated_bytes: 4096,
             attributes: FileAttributes::from_flags(0x0001),
             standard_attributes: 0,
+            times: FileTimes::default(),
             in_attribute_list: false,
             cluster_size: 4096,
             data: FileData::NonResident(vec![DataRun {

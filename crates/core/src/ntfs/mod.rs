@@ -8,12 +8,14 @@
 pub(crate) mod cursor;
 mod file;
 mod free_space;
+pub mod layout;
 mod record;
+pub mod state;
 pub(crate) mod volume;
 
-pub use file::{DataRun, FileAttributes, FileHandle};
+pub use file::{DataRun, FileAttributes, FileHandle, FileTimes};
 pub use free_space::FreeSpace;
-pub use volume::{NtfsVolume, MAX_PATH_COMPONENTS};
+pub use volume::{DirectoryEntry, NtfsVolume, MAX_PATH_COMPONENTS};
 
 #[cfg(test)]
 mod tests {

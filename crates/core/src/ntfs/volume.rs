@@ -7,17 +7,34 @@
 // Sources: the `ntfs` crate (boot sector, MFT, indexes, $UpCase collation); the Linux-NTFS
 // documentation (flatcap.github.io/linux-ntfs) for the boot sector fields.
 
+use std::mem::offset_of;
 use std::sync::Arc;
 
 use ntfs::indexes::NtfsFileNameIndex;
 use ntfs::structured_values::NtfsIndexRoot;
 use ntfs::{Ntfs, NtfsAttributeType, NtfsFile, NtfsFileFlags};
 use winre_readat::ReadAt;
+use zerocopy::FromBytes;
 
 use super::cursor::NtfsCursor;
 use super::file::FileHandle;
+use super::layout::{BootSectorDisk, NTFS_OEM_ID};
 use super::record;
 use crate::error::{Error, Result};
+
+/// One name in a directory; see [`NtfsVolume::list_directory`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryEntry {
+    /// The name.
+    pub name: String,
+    /// Its MFT record number.
+    pub record: u64,
+    /// True for a directory.
+    pub is_directory: bool,
+    /// The modification time its index entry records (FILETIME; the directory's copy, which
+    /// Windows updates lazily).
+    pub modified_filetime: u64,
+}
 
 /// Most path components we follow; deeper paths are refused (Windows' MAX_PATH is far below).
 pub const MAX_PATH_COMPONENTS: usize = 128;
@@ -71,11 +88,14 @@ impl NtfsVolume {
         }
         let mut boot = [0u8; BOOT_SECTOR_BYTES as usize];
         partition.read_exact_at(0, &mut boot)?;
-        let oem = boot.get(3..11).unwrap_or_default();
-        if oem != b"NTFS    " {
+        let oem = BootSectorDisk::ref_from_prefix(boot.as_slice())
+            .map(|(b, _)| b.oem_id)
+            .unwrap_or_default();
+        let oem = oem.as_slice();
+        if oem != NTFS_OEM_ID {
             return Err(Error::corrupt(
                 what,
-                3,
+                offset_of!(BootSectorDisk, oem_id) as u64,
                 format!(
                     "OEM ID is {:?}, expected \"NTFS    \": not an NTFS volume",
                     String::from_utf8_lossy(oem)
@@ -92,7 +112,7 @@ impl NtfsVolume {
         {
             return Err(Error::corrupt(
                 what,
-                0x40,
+                offset_of!(BootSectorDisk, clusters_per_record) as u64,
                 format!(
                     "the clusters-per-MFT-record field gives {record_bytes} bytes per record, expected a power of two from 512 to {}",
                     record::MAX_RECORD_BYTES
@@ -102,7 +122,7 @@ impl NtfsVolume {
         if ntfs.size() > partition.len() {
             return Err(Error::corrupt(
                 what,
-                0x28,
+                offset_of!(BootSectorDisk, total_sectors) as u64,
                 format!(
                     "the volume claims {} bytes but the partition holds only {} (truncated image?)",
                     ntfs.size(),
@@ -117,7 +137,7 @@ impl NtfsVolume {
         if mft >= ntfs.size() {
             return Err(Error::corrupt(
                 what,
-                0x30,
+                offset_of!(BootSectorDisk, mft_lcn) as u64,
                 format!(
                     "the MFT at byte {mft} lies outside the volume of {} bytes",
                     ntfs.size()
@@ -296,6 +316,49 @@ impl NtfsVolume {
         Ok(Some(record))
     }
 
+    /// The names in the directory at `path` (Win32 or POSIX names; DOS 8.3 aliases left out),
+    /// with whether each is a directory and its `$FILE_NAME` modification time (a FILETIME):
+    /// `None` when `path` does not exist or is no directory. At most `max_entries` are returned.
+    pub fn list_directory(
+        &self,
+        path: &str,
+        max_entries: usize,
+    ) -> Result<Option<Vec<DirectoryEntry>>> {
+        let Some(record) = self.lookup(path)? else {
+            return Ok(None);
+        };
+        let mut fs = self.cursor();
+        let dir = self.file(&mut fs, record)?;
+        if !dir.is_directory() {
+            return Ok(None);
+        }
+        check_index_record_size(&dir, &mut fs, record)?;
+        let what = || format!("directory index of MFT record {record} ({path})");
+        let index = dir
+            .directory_index(&mut fs)
+            .map_err(|e| Error::ntfs(what(), e))?;
+        let mut entries = index.entries();
+        let mut found = Vec::new();
+        while let Some(entry) = entries.next(&mut fs) {
+            let entry = entry.map_err(|e| Error::ntfs(what(), e))?;
+            let Some(key) = entry.key() else { continue };
+            let name = key.map_err(|e| Error::ntfs(what(), e))?;
+            if name.namespace() == ntfs::structured_values::NtfsFileNamespace::Dos {
+                continue;
+            }
+            if found.len() >= max_entries {
+                break;
+            }
+            found.push(DirectoryEntry {
+                name: name.name().to_string_lossy(),
+                record: entry.file_reference().file_record_number(),
+                is_directory: name.is_directory(),
+                modified_filetime: name.modification_time().nt_timestamp(),
+            });
+        }
+        Ok(Some(found))
+    }
+
     /// Opens the file at `path` (see [`lookup`](Self::lookup)): `None` when it does not exist.
     /// Refuses a directory. The returned handle reads the file's unnamed `$DATA` stream.
     pub fn open_file(&self, path: &str) -> Result<Option<FileHandle>> {
@@ -303,6 +366,16 @@ impl NtfsVolume {
             None => Ok(None),
             Some(record) => FileHandle::open(self, record, path).map(Some),
         }
+    }
+
+    /// The `$VOLUME_INFORMATION` flags of `$Volume` (bit 0: dirty), as stored.
+    pub fn volume_flags(&self) -> Result<u16> {
+        let mut fs = NtfsCursor::new(Arc::clone(&self.partition));
+        let info = self
+            .ntfs
+            .volume_info(&mut fs)
+            .map_err(|e| Error::ntfs("$Volume $VOLUME_INFORMATION", e))?;
+        Ok(info.flags().bits())
     }
 
     /// Opens MFT record `record` as a file (system files such as `$Bitmap`, record 6).

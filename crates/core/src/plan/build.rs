@@ -8,6 +8,8 @@
 //!    partition after the OS partition is needed (manual; Microsoft's rule 2 sizes it as the old
 //!    partition plus the required free space).
 //! 2. Unallocated space right after the recovery partition, enough for the growth: grow in place.
+//!    Else, when the recovery partition is the last one and growing the image file is allowed
+//!    (`--grow-image`), that comes first: make the disk longer and grow into the added space.
 //! 3. Unallocated space right before it, enough: move the volume down and grow it.
 //! 4. The recovery partition directly follows the OS partition: shrink the OS volume by what the
 //!    space between them lacks, move the recovery volume down, grow it.
@@ -22,7 +24,6 @@ use std::path::Path;
 use winre_disk::container::{self, Disk, OpenOptions};
 use winre_disk::partition::{Kind, Partition, Scheme};
 use winre_disk::probe::Filesystem;
-use winre_readat::ReadAt;
 
 use super::grow::{self, align_down, align_up, NtfsFacts};
 use super::tail;
@@ -32,7 +33,7 @@ use super::{
     RECOVERY_TYPE_GUID,
 };
 use crate::locate::{self, DiskView, FoundBcd, FoundBy, FoundReagent};
-use crate::ntfs::NtfsVolume;
+use crate::ntfs::{state, NtfsVolume};
 use crate::problem::{Problem, ProblemCode};
 use crate::updates::REQUIRED_FREE_BYTES;
 use crate::{Error, Result};
@@ -44,19 +45,22 @@ use crate::{Error, Result};
 pub const NEW_VOLUME_METADATA_BYTES: u64 = 16 << 20;
 
 /// Where `\hiberfil.sys` is on the OS volume.
-const HIBERFIL_PATH: &str = r"\hiberfil.sys";
 
 /// What `winre plan` is asked.
 #[derive(Debug, Clone, Copy)]
 pub struct PlanOptions {
     /// Free bytes the WinRE volume must have.
     pub required_free_bytes: u64,
+    /// The image file may be made longer when the recovery partition is the last one
+    /// (`--grow-image`); preferred then over moving the partition or shrinking the OS.
+    pub grow_image: bool,
 }
 
 impl Default for PlanOptions {
     fn default() -> Self {
         Self {
             required_free_bytes: REQUIRED_FREE_BYTES,
+            grow_image: false,
         }
     }
 }
@@ -100,6 +104,8 @@ struct Planner<'v> {
     bcd: Option<FoundBcd>,
     /// Reasons for a manual verdict, the first one wins.
     blockers: Vec<(ManualReason, String)>,
+    /// [`PlanOptions::grow_image`].
+    grow_image: bool,
 }
 
 impl<'v> Planner<'v> {
@@ -132,6 +138,7 @@ impl<'v> Planner<'v> {
                 scheme: scheme.to_string(),
                 sector_size: info.sector_size,
                 disk_size_bytes: disk_size,
+                disk_size_after_bytes: disk_size,
                 case: LayoutCase::NoWinre,
                 verdict: Verdict::NothingNeeded,
                 required_free_bytes: options.required_free_bytes,
@@ -158,6 +165,7 @@ impl<'v> Planner<'v> {
             reagent: None,
             bcd: None,
             blockers: Vec::new(),
+            grow_image: options.grow_image,
         })
     }
 
@@ -284,6 +292,7 @@ impl<'v> Planner<'v> {
                 format!("the recovery partition {recovery} is a logical partition inside an extended partition: winre does not rewrite EBR chains"),
             ));
         }
+        self.check_volume_clean(recovery);
         let os_part = os.and_then(|n| self.partition(n));
         if let Some(os_part) = os_part {
             if rec.start_bytes < os_part.start_bytes {
@@ -339,6 +348,9 @@ impl<'v> Planner<'v> {
             self.plan.case = LayoutCase::FreeAfterRecovery;
             return self.apply_growth(rec, facts, rec.start_bytes, size, None);
         }
+        if self.grow_image && next.is_none() {
+            return self.grow_image_plan(rec, facts, grown_end);
+        }
         // Cases 3 and 4: the start moves down.
         let lowered_start = rec
             .start_bytes
@@ -388,6 +400,61 @@ impl<'v> Planner<'v> {
         };
         let start = rec_end.saturating_sub(size);
         self.apply_growth(rec, facts, start, size, Some(os))
+    }
+
+    /// The recovery partition is last and the image may grow: the smallest aligned growth of its
+    /// end, on a disk made long enough for it and (GPT) the backup header and entries after it.
+    fn grow_image_plan(
+        &mut self,
+        rec: &'v Partition,
+        facts: &NtfsFacts,
+        grown_end: Option<u64>,
+    ) -> Result<()> {
+        let align = ALIGN_BYTES.max(u64::from(facts.cluster_size));
+        let disk_size = self.plan.disk_size_bytes;
+        // What follows the usable area now (GPT: backup entries and header); it moves along.
+        let tail_bytes = disk_size.saturating_sub(self.usable_end);
+        // MBR: 32-bit sector numbers.
+        let limit = match self.plan.scheme.as_str() {
+            "mbr" => self.sector.saturating_mul(1 << 32),
+            _ => u64::MAX,
+        };
+        self.plan.case = LayoutCase::GrowImage;
+        let Some(size) = grow::smallest_growth(facts, self.plan.required_free_bytes, |k| {
+            let end = grown_end?.checked_add(k.checked_mul(align)?)?;
+            (end <= limit).then(|| end.saturating_sub(rec.start_bytes))
+        }) else {
+            self.blockers.push((
+                ManualReason::Unsupported,
+                format!(
+                    "the recovery partition {} cannot grow far enough within the disk's addressable size",
+                    rec.number
+                ),
+            ));
+            self.finish();
+            return Ok(());
+        };
+        let end = rec.start_bytes.saturating_add(size);
+        let new_len = align_up(end.saturating_add(tail_bytes), ALIGN_BYTES)
+            .ok_or_else(|| Error::Unsupported("the grown disk size overflows".to_string()))?
+            .max(disk_size);
+        self.plan.disk_size_after_bytes = new_len;
+        self.apply_growth(rec, facts, rec.start_bytes, size, None)?;
+        if new_len > disk_size {
+            self.plan.steps.insert(
+                0,
+                Step::GrowImage {
+                    new_len_bytes: new_len,
+                },
+            );
+            self.plan.windows_script.insert(
+                0,
+                format!(
+                    "rem First make the virtual disk {new_len} bytes long (qemu-img resize, Resize-VHD, or the hypervisor's disk settings); then, inside Windows:"
+                ),
+            );
+        }
+        Ok(())
     }
 
     /// Fills in the numbers, steps and table of a growth of `rec` to `start..start+size`,
@@ -677,6 +744,25 @@ impl<'v> Planner<'v> {
         Ok(())
     }
 
+    /// Records a blocker when volume `number` has its dirty flag set: it needs chkdsk in Windows
+    /// before anything writes to it.
+    fn check_volume_clean(&mut self, number: u32) {
+        let Some(volume) = self.view.ntfs(number).ok().flatten() else {
+            return;
+        };
+        match volume.volume_flags() {
+            Ok(flags) if flags & state::VOLUME_IS_DIRTY != 0 => self.blockers.push((
+                ManualReason::VolumeDirty,
+                format!("partition {number} has the NTFS dirty flag set ($Volume): it was not cleanly unmounted; boot Windows (it runs chkdsk) and shut it down fully before resizing"),
+            )),
+            Ok(_) => {}
+            Err(e) => self
+                .plan
+                .notes
+                .push(format!("the $Volume flags of partition {number} could not be read: {e}")),
+        }
+    }
+
     /// Records why the OS volume cannot be written offline, if it cannot.
     fn check_os_writable(&mut self, os: &Partition, doing: &str) {
         if os.filesystem == Filesystem::Bitlocker {
@@ -686,10 +772,11 @@ impl<'v> Planner<'v> {
             ));
             return;
         }
-        match self.view.ntfs(os.number).ok().flatten().map(|v| hibernated(&v)) {
-            Some(Ok(true)) => self.blockers.push((
+        self.check_volume_clean(os.number);
+        match self.view.ntfs(os.number).ok().flatten().map(|v| state::hibernation(&v)) {
+            Some(Ok(Some(magic))) => self.blockers.push((
                 ManualReason::OsHibernated,
-                format!("the OS volume (partition {}) is hibernated (\\hiberfil.sys starts with \"hibr\", e.g. Fast Startup): writing to it offline would be lost or corrupt it on resume; boot Windows and shut it down fully (shutdown /s /t 0) first", os.number),
+                format!("the OS volume (partition {}) is hibernated (\\hiberfil.sys starts with {magic:?}, e.g. Fast Startup): writing to it offline would be lost or corrupt it on resume; boot Windows and shut it down fully (shutdown /s /t 0) first", os.number),
             )),
             Some(Err(e)) => self
                 .plan
@@ -884,20 +971,6 @@ pub(crate) fn ntfs_facts(volume: &NtfsVolume) -> Result<NtfsFacts> {
         free_clusters: space.free_clusters,
         bitmap_allocated_bytes: bitmap.allocated_size(),
     })
-}
-
-/// True when `\hiberfil.sys` holds a hibernation image: its first four bytes are "hibr" in
-/// either case (what ntfs-3g checks before it mounts a volume read-write).
-fn hibernated(volume: &NtfsVolume) -> Result<bool> {
-    let Some(file) = volume.open_file(HIBERFIL_PATH)? else {
-        return Ok(false);
-    };
-    if file.size() < 4 {
-        return Ok(false);
-    }
-    let mut magic = [0u8; 4];
-    file.data_reader()?.read_exact_at(0, &mut magic)?;
-    Ok(magic.eq_ignore_ascii_case(b"hibr"))
 }
 
 fn tail_why(os: &Partition, tail: &OsTail, shrink: u64) -> String {

@@ -40,6 +40,9 @@ pub struct Plan {
     pub sector_size: u32,
     /// Size of the guest disk in bytes.
     pub disk_size_bytes: u64,
+    /// Size of the guest disk after the steps (larger than `disk_size_bytes` only in the
+    /// `grow_image` case).
+    pub disk_size_after_bytes: u64,
     /// The layout, as Microsoft's extend script classifies it.
     pub case: LayoutCase,
     /// Whether anything is needed, and whether winre can do it offline.
@@ -90,6 +93,10 @@ pub enum LayoutCase {
     /// Unallocated space directly after the recovery partition (e.g. an enlarged VM disk): grow
     /// the partition's end and the NTFS volume in place.
     FreeAfterRecovery,
+    /// The recovery partition is the last one and growing the image file was allowed
+    /// (`--grow-image`): make the disk longer, then grow the partition's end and the NTFS volume
+    /// into the added space.
+    GrowImage,
     /// Unallocated space directly before the recovery partition (between the OS and recovery
     /// partitions): move the recovery volume down, then grow it.
     FreeBeforeRecovery,
@@ -142,6 +149,8 @@ pub enum ManualReason {
     Bitlocker,
     /// The OS volume was hibernated (Fast Startup): writing to it offline loses data.
     OsHibernated,
+    /// A volume to be written has the NTFS dirty flag set: chkdsk must run in Windows first.
+    VolumeDirty,
     /// The clusters the OS volume would give up are in use: files must move first.
     OsTailInUse,
     /// The OS volume would fall below its smallest possible size.
@@ -209,6 +218,12 @@ pub enum PartitionChange {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Step {
+    /// Make the guest disk (the image file) `new_len_bytes` long, growing only: the GPT's
+    /// backup header and entries move to the new end (with the next steps' extents).
+    GrowImage {
+        /// The disk's new size in bytes (a multiple of [`ALIGN_BYTES`]).
+        new_len_bytes: u64,
+    },
     /// Shrink the NTFS volume of `partition` so that it fills a partition of `new_size_bytes`:
     /// boot sector total sectors = `new_total_sectors` (the partition's sectors minus the last,
     /// which takes the backup boot sector), `new_total_clusters` clusters, `$Bitmap` cut to

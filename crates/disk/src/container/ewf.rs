@@ -903,6 +903,7 @@ pub fn open(path: &Path, options: &OpenOptions) -> Result<Disk> {
             sector_size: geometry.bytes_per_sector,
             allocated_bytes: None,
             notes,
+            chain: Vec::new(),
         },
         reader,
     })

@@ -20,6 +20,7 @@ use winre_readat::ReadAt;
 use zerocopy::big_endian::{U32, U64};
 use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
 
+use super::chain::{parent_path, Chain};
 use super::lru_cache::LruCache;
 use super::mapped::{MappedReader, Mapper, Mapping, Run};
 use super::{ContainerInfo, Disk, Format, OpenOptions};
@@ -296,30 +297,36 @@ fn backing_format(
     Ok(None)
 }
 
-/// Opens a qcow2 image. One with a backing file needs `options.parent` (else
-/// [`Error::NeedsParent`] naming the backing file); the parent is opened as raw when the child
-/// says so, else by its magic.
+/// Opens a qcow2 image (standing alone: a backing file is only looked for in
+/// `options.parents`; [`super::open`] also follows the recorded name).
 pub fn open(file: Arc<dyn ReadAt>, options: &OpenOptions) -> Result<Disk> {
+    open_in(file, options, &Chain::top(None, options))
+}
+
+/// Opens a qcow2 image in `chain`; its backing file is opened as raw when the child says so,
+/// else by its magic.
+pub(crate) fn open_in(file: Arc<dyn ReadAt>, options: &OpenOptions, chain: &Chain) -> Result<Disk> {
     let header = Header::read(file.as_ref())?;
     let mut notes = header.notes.clone();
+    let mut below = Vec::new();
     let parent = match &header.backing {
         None => None,
         Some((name, format)) => {
-            let Some(path) = &options.parent else {
-                return Err(Error::NeedsParent {
-                    format: "qcow2 backing file".into(),
-                    parent: name.clone(),
-                });
-            };
-            let parent = if format.as_deref() == Some("raw") {
-                super::raw::open(path)?
-            } else {
-                super::open(path, &OpenOptions::default())?
-            };
+            let as_raw = format.as_deref() == Some("raw");
+            let (parent, links) =
+                chain.open_parent("qcow2 backing file", &[name.clone()], as_raw, options)?;
+            if parent.info.virtual_size < header.size {
+                notes.push(format!(
+                    "backing file {} is {} bytes, smaller than the image: the rest reads as zeros",
+                    parent_path(&links),
+                    parent.info.virtual_size
+                ));
+            }
             notes.push(format!(
                 "backing file {} (recorded as {name})",
-                path.display()
+                parent_path(&links)
             ));
+            below = links;
             Some(parent.reader)
         }
     };
@@ -359,6 +366,7 @@ pub fn open(file: Arc<dyn ReadAt>, options: &OpenOptions) -> Result<Disk> {
             sector_size: 512,
             allocated_bytes,
             notes,
+            chain: below,
         },
     })
 }

@@ -25,6 +25,7 @@ pub fn from_reader(file: Arc<dyn ReadAt>) -> Disk {
             sector_size: 512,
             allocated_bytes: None,
             notes: Vec::new(),
+            chain: Vec::new(),
         },
     }
 }

@@ -14,15 +14,17 @@
 // "Hard Disk Footer Format", "Dynamic Disk Header Format", "Block Allocation Table and Data
 // Blocks", "Implementing a Differencing Hard Disk".
 
+use std::path::Path;
 use std::sync::Arc;
 
 use winre_readat::{ReadAt, Slice};
 use zerocopy::big_endian::{U32, U64};
 use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
 
+use super::chain::{parent_path, Chain};
 use super::lru_cache::LruCache;
 use super::mapped::{bit_run, BitOrder, MappedReader, Mapper, Mapping, Run};
-use super::{ContainerInfo, Disk, Format, OpenOptions, VHD_COOKIE};
+use super::{raw, ContainerInfo, Disk, Format, OpenOptions, VHD_COOKIE};
 use crate::{Error, Result};
 
 /// Size of the footer (and of its copy at the start of a dynamic disk).
@@ -199,26 +201,34 @@ fn read_footer(file: &dyn ReadAt) -> Result<(Footer, Option<String>)> {
     }
 }
 
-/// Opens a VHD. Fixed and dynamic disks open alone; a differencing disk needs
-/// `options.parent` (else [`Error::NeedsParent`] naming the parent the child records).
+/// Opens a VHD standing alone: a differencing disk's parent is only looked for in
+/// `options.parents` ([`super::open`] also follows the parent locators).
 pub fn open(file: Arc<dyn ReadAt>, options: &OpenOptions) -> Result<Disk> {
+    open_in(file, options, &Chain::top(None, options))
+}
+
+/// Opens a VHD in `chain`. Fixed and dynamic disks open alone; a differencing disk opens its
+/// parent from the relative locator (`W2ru`), checked by size and unique id.
+pub(crate) fn open_in(file: Arc<dyn ReadAt>, options: &OpenOptions, chain: &Chain) -> Result<Disk> {
     let (footer, note) = read_footer(file.as_ref())?;
     let mut notes: Vec<String> = note.into_iter().collect();
     match footer.disk_type {
         DiskType::Fixed => open_fixed(file, &footer, notes),
         DiskType::Dynamic | DiskType::Differencing => {
             let sparse = DynamicDisk::read(file.as_ref(), &footer)?;
+            let mut below = Vec::new();
             let parent = if footer.disk_type == DiskType::Differencing {
-                let name = sparse.parent_name(file.as_ref());
-                let Some(path) = &options.parent else {
-                    return Err(Error::NeedsParent {
-                        format: "differencing VHD".into(),
-                        parent: name,
-                    });
-                };
-                let parent = super::open(path, &OpenOptions::default())?;
+                let names = sparse.parent_names(file.as_ref());
+                let (parent, links) =
+                    chain.open_parent("differencing VHD", &names, false, options)?;
+                let path = Path::new(parent_path(&links));
                 check_parent(path, &parent, &sparse, &footer)?;
-                notes.push(format!("parent {} (recorded as {name})", path.display()));
+                notes.push(format!(
+                    "parent {} (recorded as {})",
+                    path.display(),
+                    names.first().map_or("?", String::as_str)
+                ));
+                below = links;
                 Some(parent.reader)
             } else {
                 None
@@ -245,20 +255,26 @@ pub fn open(file: Arc<dyn ReadAt>, options: &OpenOptions) -> Result<Disk> {
                     sector_size: 512,
                     allocated_bytes: Some(allocated),
                     notes,
+                    chain: below,
                 },
             })
         }
     }
 }
 
+/// A fixed VHD: the disk, then the footer. A footer whose disk does not fit in the file is
+/// stale, not a truncated disk: it is what `dd` of the last partition out of a fixed VHD keeps
+/// at its end (a truncated fixed VHD has lost its footer). Such a file is read as raw, with a note.
 fn open_fixed(file: Arc<dyn ReadAt>, footer: &Footer, notes: Vec<String>) -> Result<Disk> {
     let data_bytes = file.len().saturating_sub(FOOTER_BYTES);
     if footer.current_size > data_bytes {
-        return Err(Error::corrupt(
-            "fixed VHD footer",
-            data_bytes,
-            format!("disk size {} bytes, but only {data_bytes} bytes precede the footer (file truncated?)", footer.current_size),
+        let mut disk = raw::from_reader(file);
+        disk.info.notes.extend(notes);
+        disk.info.notes.push(format!(
+            "the file ends with a fixed VHD footer for a disk of {} bytes, more than the {data_bytes} bytes before it: a stale footer (a volume cut out of a VHD?), so the file is read as raw",
+            footer.current_size
         ));
+        return Ok(disk);
     }
     let size = footer.current_size;
     let reader = Slice::new(file, 0, size)?;
@@ -271,6 +287,7 @@ fn open_fixed(file: Arc<dyn ReadAt>, footer: &Footer, notes: Vec<String>) -> Res
             sector_size: 512,
             allocated_bytes: Some(size),
             notes,
+            chain: Vec::new(),
         },
     })
 }
@@ -285,7 +302,7 @@ fn check_parent(
 ) -> Result<()> {
     if parent.info.virtual_size != footer.current_size {
         return Err(Error::corrupt(
-            "parent disk given with --parent",
+            "parent disk",
             0,
             format!(
                 "{} is {} bytes, the differencing VHD is {} bytes",
@@ -300,7 +317,7 @@ fn check_parent(
         let (parent_footer, _) = read_footer(&file)?;
         if parent_footer.unique_id != child.parent_unique_id {
             return Err(Error::corrupt(
-                "parent disk given with --parent",
+                "parent disk",
                 0,
                 format!(
                     "{} has unique id {}, the differencing VHD expects {}",
@@ -426,9 +443,10 @@ impl DynamicDisk {
         self.bat.iter().filter(|&&e| e != UNALLOCATED).count() as u64
     }
 
-    /// The parent's path as the child records it: a relative, then an absolute Windows path
-    /// from the parent locators, else the parent's file name from the header.
-    fn parent_name(&self, file: &dyn ReadAt) -> String {
+    /// The parent's names as the child records them, best first: the relative path from the
+    /// parent locators (`W2ru`), the absolute one (`W2ku`), then the file name in the header.
+    fn parent_names(&self, file: &dyn ReadAt) -> Vec<String> {
+        let mut names = Vec::new();
         for wanted in [b"W2ru", b"W2ku"] {
             for locator in &self.parent_locators {
                 if &locator.platform_code != wanted {
@@ -454,7 +472,7 @@ impl DynamicDisk {
                         .collect();
                     let path = path.trim_end_matches('\0');
                     if !path.is_empty() {
-                        return path.to_string();
+                        names.push(path.to_string());
                     }
                 }
             }
@@ -467,11 +485,10 @@ impl DynamicDisk {
         let name: String = char::decode_utf16(units)
             .map(|c| c.unwrap_or('\u{FFFD}'))
             .collect();
-        if name.is_empty() {
-            "(no parent name recorded)".into()
-        } else {
-            name
+        if !name.is_empty() {
+            names.push(name);
         }
+        names
     }
 }
 

@@ -20,6 +20,7 @@ use winre_readat::ReadAt;
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
 
+use super::chain::{parent_path, Chain};
 use super::crc32c::crc32c;
 use super::lru_cache::LruCache;
 use super::mapped::{bit_run, BitOrder, MappedReader, Mapper, Mapping, Run};
@@ -533,8 +534,15 @@ fn pending_log_entries(file: &dyn ReadAt, header: &Header) -> Result<u64> {
     Ok(entries)
 }
 
-/// Opens a VHDX. A differencing VHDX needs `options.parent` (else [`Error::NeedsParent`]).
+/// Opens a VHDX standing alone: a differencing VHDX's parent is only looked for in
+/// `options.parents` ([`super::open`] also follows the parent locator).
 pub fn open(file: Arc<dyn ReadAt>, options: &OpenOptions) -> Result<Disk> {
+    open_in(file, options, &Chain::top(None, options))
+}
+
+/// Opens a VHDX in `chain`. A differencing VHDX opens its parent from the locator's
+/// `relative_path` (checked by size and DataWriteGuid against `parent_linkage`).
+pub(crate) fn open_in(file: Arc<dyn ReadAt>, options: &OpenOptions, chain: &Chain) -> Result<Disk> {
     let (header, note) = current_header(file.as_ref())?;
     let mut notes: Vec<String> = note.into_iter().collect();
     if !header.log_guid.is_zero() {
@@ -594,6 +602,7 @@ pub fn open(file: Arc<dyn ReadAt>, options: &OpenOptions) -> Result<Disk> {
             "VHDX BAT of {bat_bytes} bytes (more than {MAX_BAT_BYTES})"
         )));
     }
+    let mut below = Vec::new();
     let parent = if meta.has_parent {
         let entries = meta
             .parent_locator
@@ -606,19 +615,20 @@ pub fn open(file: Arc<dyn ReadAt>, options: &OpenOptions) -> Result<Disk> {
                 .find(|(k, _)| k == key)
                 .map(|(_, v)| v.clone())
         };
-        let name = value("relative_path")
-            .or_else(|| value("absolute_win32_path"))
-            .or_else(|| value("volume_path"))
-            .unwrap_or_else(|| "(no parent path recorded)".into());
-        let Some(path) = &options.parent else {
-            return Err(Error::NeedsParent {
-                format: "differencing VHDX".into(),
-                parent: name,
-            });
-        };
-        let parent = super::open(path, &OpenOptions::default())?;
+        // Only the relative path is followed; the absolute ones are shown when it is missing.
+        let names: Vec<String> = ["relative_path", "absolute_win32_path", "volume_path"]
+            .iter()
+            .filter_map(|key| value(key))
+            .collect();
+        let (parent, links) = chain.open_parent("differencing VHDX", &names, false, options)?;
+        let path = std::path::Path::new(parent_path(&links));
         check_parent(path, &parent, value("parent_linkage"), meta.virtual_size)?;
-        notes.push(format!("parent {} (recorded as {name})", path.display()));
+        notes.push(format!(
+            "parent {} (recorded as {})",
+            path.display(),
+            names.first().map_or("?", String::as_str)
+        ));
+        below = links;
         Some(parent.reader)
     } else {
         None
@@ -673,6 +683,7 @@ pub fn open(file: Arc<dyn ReadAt>, options: &OpenOptions) -> Result<Disk> {
             sector_size: u32::try_from(meta.logical_sector_bytes).unwrap_or(512),
             allocated_bytes: Some(present.saturating_mul(meta.block_bytes)),
             notes,
+            chain: below,
         },
     })
 }
@@ -685,7 +696,7 @@ fn check_parent(
     linkage: Option<String>,
     size: u64,
 ) -> Result<()> {
-    let what = "parent disk given with --parent";
+    let what = "parent disk";
     if parent.info.virtual_size != size {
         return Err(Error::corrupt(
             what,

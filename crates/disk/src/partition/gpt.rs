@@ -15,8 +15,12 @@ use std::fmt;
 
 use serde::Serialize;
 use winre_readat::ReadAt;
-use zerocopy::little_endian::{U32, U64};
-use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
+use zerocopy::FromBytes;
+
+use super::layout::{
+    GptEntryDisk as EntryDisk, GptHeaderDisk as HeaderDisk,
+    GPT_HEADER_CRC_OFFSET as HEADER_CRC_OFFSET,
+};
 
 use crate::{Error, Result};
 
@@ -50,60 +54,6 @@ impl fmt::Display for Source {
             Source::Backup => "backup",
         })
     }
-}
-
-/// The GPT header as stored (table 5-5), 92 bytes; the rest of its sector is reserved.
-#[derive(FromBytes, KnownLayout, Immutable, Unaligned)]
-#[repr(C)]
-struct HeaderDisk {
-    /// +0x00 "EFI PART"
-    signature: [u8; 8],
-    /// +0x08 0x00010000
-    revision: U32,
-    /// +0x0C bytes covered by the header CRC, 92..=sector size
-    header_size: U32,
-    /// +0x10 CRC32 of `header_size` bytes with this field zeroed
-    header_crc32: U32,
-    /// +0x14 must be zero
-    reserved: U32,
-    /// +0x18 the LBA this header is at
-    my_lba: U64,
-    /// +0x20 the LBA of the other copy
-    alternate_lba: U64,
-    /// +0x28
-    first_usable_lba: U64,
-    /// +0x30 inclusive
-    last_usable_lba: U64,
-    /// +0x38
-    disk_guid: [u8; 16],
-    /// +0x48 start of this copy's entry array
-    entries_lba: U64,
-    /// +0x50
-    entry_count: U32,
-    /// +0x54 128 x 2^n
-    entry_size: U32,
-    /// +0x58 CRC32 of entry_count x entry_size bytes
-    entries_crc32: U32,
-}
-
-const HEADER_CRC_OFFSET: usize = 0x10;
-
-/// One partition entry as stored (table 5-6); an entry may be longer, the rest is reserved.
-#[derive(FromBytes, KnownLayout, Immutable, Unaligned)]
-#[repr(C)]
-struct EntryDisk {
-    /// +0x00 zero for an unused entry
-    type_guid: [u8; 16],
-    /// +0x10
-    unique_guid: [u8; 16],
-    /// +0x20
-    first_lba: U64,
-    /// +0x28 inclusive
-    last_lba: U64,
-    /// +0x30
-    attributes: U64,
-    /// +0x38 UTF-16LE, 36 units, NUL-padded
-    name: [u8; 72],
 }
 
 /// A header whose fields passed every check.

@@ -10,37 +10,18 @@
 use std::collections::HashSet;
 
 use winre_readat::ReadAt;
-use zerocopy::little_endian::U32;
-use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
+use zerocopy::FromBytes;
 
 use super::kind::is_mbr_extended;
+use super::layout::{
+    mbr_entry_offset, MbrEntryDisk as EntryDisk,
+    MBR_DISK_SIGNATURE_OFFSET as DISK_SIGNATURE_OFFSET, MBR_SIGNATURE_OFFSET as SIGNATURE_OFFSET,
+};
 
 /// Most EBRs followed in one chain. Linux stops at 256 partitions per disk.
 pub const MAX_EBRS: usize = 256;
 /// The protective type that marks a GPT disk.
 pub const PROTECTIVE_TYPE: u8 = 0xee;
-
-const SIGNATURE_OFFSET: usize = 510;
-const DISK_SIGNATURE_OFFSET: usize = 0x1b8;
-const ENTRIES_OFFSET: usize = 0x1be;
-
-/// One 16-byte partition entry as stored.
-#[derive(FromBytes, KnownLayout, Immutable, Unaligned, Clone, Copy)]
-#[repr(C)]
-struct EntryDisk {
-    /// +0x00 0x80 active, 0x00 inactive
-    status: u8,
-    /// +0x01 CHS of the first sector (ignored: LBA is authoritative)
-    chs_first: [u8; 3],
-    /// +0x04
-    type_byte: u8,
-    /// +0x05 CHS of the last sector (ignored)
-    chs_last: [u8; 3],
-    /// +0x08 first LBA (relative, for EBR entries)
-    first_lba: U32,
-    /// +0x0C
-    sectors: U32,
-}
 
 /// A partition from the MBR or an EBR, with its LBA made absolute.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +68,7 @@ pub enum Sector0 {
 
 fn entries_of(sector: &[u8]) -> [Option<EntryDisk>; 4] {
     let at = |i: usize| {
-        let start = ENTRIES_OFFSET.saturating_add(i.saturating_mul(16));
+        let start = mbr_entry_offset(i);
         sector
             .get(start..)
             .and_then(|s| EntryDisk::read_from_prefix(s).ok())

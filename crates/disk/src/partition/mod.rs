@@ -16,6 +16,7 @@ use crate::{Error, Result};
 
 pub mod gpt;
 pub mod kind;
+pub mod layout;
 pub mod mbr;
 
 pub use gpt::Guid;

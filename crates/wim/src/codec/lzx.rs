@@ -287,8 +287,9 @@ impl LzxDecoder {
         let end = out.len();
         let mut pos = start;
         while pos < end {
-            // Enough for the main and length symbols; the offset bits refill again if needed.
-            br.ensure(MAX_MAIN_LEN + MAX_LEN_LEN);
+            // Enough for the main symbol: a refill holds at least 49 bits, so runs of literals
+            // refill every third symbol; the length symbol and offset bits refill on their own.
+            br.ensure(MAX_MAIN_LEN);
             let sym = self
                 .main_table
                 .decode(br)
@@ -305,6 +306,7 @@ impl LzxDecoder {
             let slot = (header / NUM_LEN_HEADERS) as usize;
             let mut length = (header % NUM_LEN_HEADERS) as usize;
             if length == NUM_PRIMARY_LENS as usize {
+                br.ensure(MAX_LEN_LEN);
                 let extra = self
                     .len_table
                     .decode(br)

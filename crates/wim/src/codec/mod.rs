@@ -9,6 +9,8 @@ mod bitreader;
 mod huffman;
 mod lzms;
 mod lzx;
+#[cfg(any(test, feature = "reference-decoders"))]
+pub mod reference;
 mod xpress;
 
 /// Why a chunk did not decode. Positions are byte offsets within the compressed chunk.

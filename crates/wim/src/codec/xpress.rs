@@ -71,8 +71,9 @@ impl ChunkDecoder for XpressDecoder {
         let out_len = output.len();
         let mut pos = 0usize;
         while pos < out_len {
-            // Enough for the symbol and the offset bits.
-            br.ensure(2 * MAX_CODEWORD_LEN);
+            // Enough for one symbol: a refill holds at least 49 bits, so runs of literals
+            // refill every third or fourth symbol; the offset bits refill on their own.
+            br.ensure(MAX_CODEWORD_LEN);
             let sym = self
                 .table
                 .decode(&mut br)

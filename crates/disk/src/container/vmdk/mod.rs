@@ -7,8 +7,11 @@
 //! and grain tables, stream-optimized markers and footer, descriptor syntax); QEMU's
 //! docs and `qemu-img` output for the descriptor variants it writes. Our own code.
 //!
+//! SESparse extents (ESXi 6.5+), through a descriptor or bare, are read as QEMU reads them (see
+//! [`sesparse`]).
+//!
 //! Departures from the note: grain-table entry 1 means "zero grain" only when header flag bit 2
-//! says so; ESX-only extent kinds (VMFSSPARSE/COWD, SESPARSE, raw device maps) are refused as
+//! says so; the other ESX-only extent kinds (VMFSSPARSE/COWD, raw device maps) are refused as
 //! unsupported rather than guessed at.
 
 use std::collections::HashMap;
@@ -21,13 +24,18 @@ use winre_readat::{check_bounds, FileReader, ReadAt, Slice};
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
 
+use super::chain::{parent_path, Chain, ChainLink};
 use super::lru_cache::LruCache;
 use super::{ContainerInfo, Disk, Format, OpenOptions};
+
+mod sesparse;
 use crate::{Error, Result};
 
 const SECTOR_BYTES: u64 = 512;
 /// "KDMV" read as a little-endian u32.
 pub(crate) const SPARSE_MAGIC: [u8; 4] = *b"KDMV";
+/// How an SESparse extent starts.
+pub(crate) use sesparse::MAGIC as SESPARSE_MAGIC;
 /// How a text descriptor starts.
 pub(crate) const DESCRIPTOR_SIGNATURE: &[u8] = b"# Disk DescriptorFile";
 /// `gdOffset` value meaning "the grain directory is found through the footer at the end".
@@ -298,9 +306,18 @@ struct SparseSource {
     gtes_per_gt: u32,
     compressed: bool,
     zero_grain_gte: bool,
-    /// Sector numbers of the grain tables; 0 = none.
-    gd: Vec<u32>,
+    /// The grain directory's entries, as stored (hosted: grain table sector numbers, 0 = none).
+    gd: Vec<u64>,
     gd_offset: u64,
+    /// SESparse (64-bit entries, tables and grains in areas of their own), or hosted.
+    sesparse: Option<SeSparseAreas>,
+}
+
+/// Where an SESparse extent keeps its grain tables and grains, in bytes.
+#[derive(Debug, Clone, Copy)]
+struct SeSparseAreas {
+    tables_at: u64,
+    grains_at: u64,
 }
 
 impl SparseSource {
@@ -338,12 +355,12 @@ impl SparseSource {
         })?;
         let gd_len = usize::try_from(gd_bytes)
             .map_err(|_| Error::Unsupported("grain directory too large".into()))?;
-        let load_gd = |sector: u64| -> Result<(Vec<u32>, u64)> {
+        let load_gd = |sector: u64| -> Result<(Vec<u64>, u64)> {
             let what = || format!("VMDK grain directory of {file_name}");
             let offset = sectors_to_bytes(sector, what)?;
             let mut bytes = vec![0u8; gd_len];
             read_structure(file.as_ref(), offset, &mut bytes, what)?;
-            Ok((le_u32s(&bytes), offset))
+            Ok((le_u32s(&bytes).into_iter().map(u64::from).collect(), offset))
         };
         // The redundant copy stands in when the primary is missing or cut off.
         let primary = match header.gd_sector {
@@ -370,6 +387,76 @@ impl SparseSource {
             zero_grain_gte: header.flags & FLAG_ZERO_GRAIN_GTE != 0,
             gd,
             gd_offset,
+            sesparse: None,
+        })
+    }
+
+    /// Loads the grain directory of the SESparse extent `file`, like [`SparseSource::open`].
+    fn open_sesparse(
+        file: Arc<dyn ReadAt>,
+        file_name: String,
+        id: u64,
+        gd_budget_bytes: &mut u64,
+    ) -> Result<Self> {
+        let header = sesparse::Header::read(file.as_ref(), &file_name)?;
+        let what = || format!("SESparse grain directory of {file_name}");
+        let grains = header.capacity_bytes.div_ceil(header.grain_bytes);
+        let needed = grains
+            .div_ceil(u64::from(sesparse::GTES_PER_GT))
+            .saturating_mul(8);
+        if header.gd_bytes < needed {
+            return Err(Error::corrupt(
+                what(),
+                header.gd_at,
+                format!(
+                    "{} bytes, too few for a capacity of {} bytes ({needed} needed)",
+                    header.gd_bytes, header.capacity_bytes
+                ),
+            ));
+        }
+        if needed > MAX_GD_BYTES
+            || needed > file.len()
+            || header.capacity_bytes > MAX_CAPACITY_BYTES
+        {
+            return Err(Error::corrupt(
+                what(),
+                header.gd_at,
+                format!(
+                    "{needed} bytes for a capacity of {} bytes exceed the file ({} bytes) or the {MAX_GD_BYTES}-byte limit",
+                    header.capacity_bytes,
+                    file.len()
+                ),
+            ));
+        }
+        *gd_budget_bytes = gd_budget_bytes.checked_sub(needed).ok_or_else(|| {
+            Error::corrupt(
+                what(),
+                header.gd_at,
+                format!("{needed} bytes would take the disk's grain directories past {MAX_TOTAL_GD_BYTES} bytes"),
+            )
+        })?;
+        // Only the entries the capacity needs are loaded; the rest of the area is never used.
+        let mut bytes = vec![0u8; usize::try_from(needed).unwrap_or(0)];
+        read_structure(file.as_ref(), header.gd_at, &mut bytes, what)?;
+        let gd = bytes
+            .chunks_exact(8)
+            .map(|c| c.try_into().map(u64::from_le_bytes).unwrap_or(0))
+            .collect();
+        Ok(Self {
+            file,
+            file_name,
+            id,
+            capacity_bytes: header.capacity_bytes,
+            grain_bytes: header.grain_bytes,
+            gtes_per_gt: sesparse::GTES_PER_GT,
+            compressed: false,
+            zero_grain_gte: false,
+            gd,
+            gd_offset: header.gd_at,
+            sesparse: Some(SeSparseAreas {
+                tables_at: header.tables_at,
+                grains_at: header.grains_at,
+            }),
         })
     }
 
@@ -386,7 +473,7 @@ impl SparseSource {
 /// Grain tables and inflated grains of one disk, shared by all its sparse extents so memory is
 /// bounded per disk, not per descriptor line.
 struct SparseCaches {
-    gts: LruCache<Vec<u32>>,
+    gts: LruCache<Vec<u64>>,
     grains: LruCache<Vec<u8>>,
 }
 
@@ -452,53 +539,85 @@ impl SparseExtent {
 
     /// Looks grain number `grain` up in the grain directory and its grain table.
     fn locate(&self, grain: u64) -> Result<GrainLocation> {
-        let per_gt = u64::from(self.source.gtes_per_gt);
+        let source = &self.source;
+        let per_gt = u64::from(source.gtes_per_gt);
         let gd_index = grain.checked_div(per_gt).unwrap_or(0);
         let gt_index =
             usize::try_from(grain.checked_rem(per_gt).unwrap_or(0)).unwrap_or(usize::MAX);
         let gde = usize::try_from(gd_index)
             .ok()
-            .and_then(|i| self.source.gd.get(i))
+            .and_then(|i| source.gd.get(i))
             .copied()
             .unwrap_or(0);
-        if gde == 0 {
-            return Ok(GrainLocation::Unallocated);
-        }
-        let gt = self.caches.gts.get_or_load(self.source.cache_key(gd_index)?, || {
-            let gt_offset = u64::from(gde).saturating_mul(SECTOR_BYTES);
-            let mut bytes = vec![0u8; usize::try_from(self.source.gtes_per_gt).unwrap_or(0).saturating_mul(4)];
-            let entry_offset = self.source.gd_offset.saturating_add(gd_index.saturating_mul(4));
-            if check_bounds(gt_offset, bytes.len(), self.source.file.len()).is_err() {
+        let entry_bytes: u64 = if source.sesparse.is_some() { 8 } else { 4 };
+        let entry_offset = source
+            .gd_offset
+            .saturating_add(gd_index.saturating_mul(entry_bytes));
+        let gde_what = || format!("VMDK grain directory entry {gd_index}");
+        let gt_offset = match source.sesparse {
+            None if gde == 0 => return Ok(GrainLocation::Unallocated),
+            None => gde.saturating_mul(SECTOR_BYTES),
+            Some(areas) => match sesparse::grain_table_number(gde)
+                .map_err(|detail| self.corrupt(gde_what(), entry_offset, detail))?
+            {
+                None => return Ok(GrainLocation::Unallocated),
+                Some(number) => number
+                    .saturating_mul(sesparse::GT_BYTES)
+                    .saturating_add(areas.tables_at),
+            },
+        };
+        let gt = self.caches.gts.get_or_load(source.cache_key(gd_index)?, || {
+            let mut bytes = vec![
+                0u8;
+                usize::try_from(u64::from(source.gtes_per_gt).saturating_mul(entry_bytes))
+                    .unwrap_or(0)
+            ];
+            if check_bounds(gt_offset, bytes.len(), source.file.len()).is_err() {
                 return Err(self.corrupt(
-                    format!("VMDK grain directory entry {gd_index}"),
+                    gde_what(),
                     entry_offset,
-                    format!("points to a grain table at offset {gt_offset}, past the end of the file ({} bytes)", self.source.file.len()),
+                    format!("points to a grain table at offset {gt_offset}, past the end of the file ({} bytes)", source.file.len()),
                 ));
             }
-            self.source.file.read_exact_at(gt_offset, &mut bytes)?;
-            Ok(le_u32s(&bytes))
+            source.file.read_exact_at(gt_offset, &mut bytes)?;
+            Ok(if source.sesparse.is_some() {
+                bytes
+                    .chunks_exact(8)
+                    .map(|c| c.try_into().map(u64::from_le_bytes).unwrap_or(0))
+                    .collect()
+            } else {
+                le_u32s(&bytes).into_iter().map(u64::from).collect()
+            })
         })?;
         let gte = gt.get(gt_index).copied().unwrap_or(0);
-        match gte {
-            0 => Ok(GrainLocation::Unallocated),
-            1 if self.source.zero_grain_gte => Ok(GrainLocation::Zero),
-            sector => {
-                let at = u64::from(sector).saturating_mul(SECTOR_BYTES);
-                if at >= self.source.file.len() {
-                    let gt_offset = u64::from(gde).saturating_mul(SECTOR_BYTES);
-                    return Err(self.corrupt(
-                        format!("VMDK grain table entry for grain {grain}"),
-                        gt_offset
-                            .saturating_add(u64::try_from(gt_index).unwrap_or(0).saturating_mul(4)),
-                        format!(
-                            "points to offset {at}, past the end of the file ({} bytes)",
-                            self.source.file.len()
-                        ),
-                    ));
-                }
-                Ok(GrainLocation::At(at))
+        let gte_offset = gt_offset.saturating_add(
+            u64::try_from(gt_index)
+                .unwrap_or(0)
+                .saturating_mul(entry_bytes),
+        );
+        let gte_what = || format!("VMDK grain table entry for grain {grain}");
+        let location = match source.sesparse {
+            Some(areas) => sesparse::grain_location(gte, areas.grains_at, source.grain_bytes)
+                .map_err(|detail| self.corrupt(gte_what(), gte_offset, detail))?,
+            None => match gte {
+                0 => GrainLocation::Unallocated,
+                1 if source.zero_grain_gte => GrainLocation::Zero,
+                sector => GrainLocation::At(sector.saturating_mul(SECTOR_BYTES)),
+            },
+        };
+        if let GrainLocation::At(at) = location {
+            if at >= source.file.len() {
+                return Err(self.corrupt(
+                    gte_what(),
+                    gte_offset,
+                    format!(
+                        "points to offset {at}, past the end of the file ({} bytes)",
+                        source.file.len()
+                    ),
+                ));
             }
         }
+        Ok(location)
     }
 
     /// Inflates the compressed grain `grain` whose marker is at `at`.
@@ -857,36 +976,35 @@ impl Descriptor {
     }
 }
 
-/// Resolves a parent for a child disk, or says which one is needed.
+/// Opens the parent of a child disk from its `parentFileNameHint` (or `options.parents`),
+/// checking that it is as large as the child.
 fn open_parent(
     descriptor: &Descriptor,
-    base_dir: &Path,
+    capacity_bytes: u64,
     options: &OpenOptions,
-) -> Result<Option<Arc<dyn ReadAt>>> {
+    chain: &Chain,
+) -> Result<Option<(Arc<dyn ReadAt>, Vec<ChainLink>)>> {
     if !descriptor.has_parent() {
         return Ok(None);
     }
-    let Some(parent) = &options.parent else {
-        return Err(Error::NeedsParent {
-            format: format!(
-                "VMDK child disk (parentCID {})",
-                descriptor.parent_cid.as_deref().unwrap_or("?")
+    let what = format!(
+        "VMDK child disk (parentCID {})",
+        descriptor.parent_cid.as_deref().unwrap_or("?")
+    );
+    let names: Vec<String> = descriptor.parent_hint.iter().cloned().collect();
+    let (disk, links) = chain.open_parent(&what, &names, false, options)?;
+    if disk.info.virtual_size < capacity_bytes {
+        return Err(Error::corrupt(
+            "VMDK parent disk",
+            0,
+            format!(
+                "{} is {} bytes, the child disk {capacity_bytes} bytes",
+                parent_path(&links),
+                disk.info.virtual_size
             ),
-            parent: descriptor
-                .parent_hint
-                .as_deref()
-                .map(|hint| base_dir.join(hint).display().to_string())
-                .unwrap_or_else(|| "(no parentFileNameHint)".into()),
-        });
-    };
-    let disk = super::open(
-        parent,
-        &OpenOptions {
-            parent: None,
-            verify_container: false,
-        },
-    )?;
-    Ok(Some(disk.reader))
+        ));
+    }
+    Ok(Some((disk.reader, links)))
 }
 
 fn open_file(path: &Path) -> Result<Arc<dyn ReadAt>> {
@@ -908,14 +1026,23 @@ fn open_file(path: &Path) -> Result<Arc<dyn ReadAt>> {
 /// ([`Error::NeedsParent`]), ESX-only extent kinds ([`Error::Unsupported`]), and any table or
 /// entry that points outside its file ([`Error::Corrupt`], at open or on the read that meets it).
 pub fn open(path: &Path, options: &OpenOptions) -> Result<Disk> {
+    open_in(path, options, &Chain::top(Some(path), options))
+}
+
+/// [`open`] inside a chain being opened.
+pub(crate) fn open_in(path: &Path, options: &OpenOptions, chain: &Chain) -> Result<Disk> {
     let file = open_file(path)?;
-    let mut magic = [0u8; 4];
-    file.read_exact_at(0, &mut magic)?;
+    let mut magic = [0u8; 8];
+    let magic_len = usize::try_from(file.len().min(8)).unwrap_or(8);
+    let magic = magic.get_mut(..magic_len).unwrap_or_default();
+    file.read_exact_at(0, magic)?;
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut disk = if magic == SPARSE_MAGIC {
-        open_sparse_file(file, path, &base_dir, options)?
+    let mut disk = if magic.starts_with(&SPARSE_MAGIC) {
+        open_sparse_file(file, path, options, chain)?
+    } else if magic == sesparse::MAGIC {
+        open_sesparse_file(file, path)?
     } else {
-        open_descriptor_file(file.as_ref(), path, &base_dir, options)?
+        open_descriptor_file(file.as_ref(), path, &base_dir, options, chain)?
     };
     if options.verify_container {
         disk.info
@@ -934,14 +1061,14 @@ fn display_name(path: &Path) -> String {
 fn open_sparse_file(
     file: Arc<dyn ReadAt>,
     path: &Path,
-    base_dir: &Path,
     options: &OpenOptions,
+    chain: &Chain,
 ) -> Result<Disk> {
     let name = display_name(path);
     let header = read_sparse_header(file.as_ref(), &name)?;
     let descriptor = read_embedded_descriptor(file.as_ref(), &header, &name)?;
-    let parent = open_parent(&descriptor, base_dir, options)?;
     let len = header.capacity_bytes();
+    let (parent, below) = open_parent(&descriptor, len, options, chain)?.unzip();
     let mut notes = Vec::new();
     if header.unclean_shutdown {
         notes.push(
@@ -976,6 +1103,30 @@ fn open_sparse_file(
             sector_size: 512,
             allocated_bytes: None,
             notes,
+            chain: below.unwrap_or_default(),
+        },
+    })
+}
+
+/// A bare SESparse extent (no descriptor: so no parent either, as Dissect reads one).
+fn open_sesparse_file(file: Arc<dyn ReadAt>, path: &Path) -> Result<Disk> {
+    let mut gd_budget_bytes = MAX_TOTAL_GD_BYTES;
+    let source = SparseSource::open_sesparse(file, display_name(path), 0, &mut gd_budget_bytes)?;
+    let len = source.capacity_bytes;
+    let caches = Arc::new(SparseCaches::new(source.grain_bytes));
+    let extent = SparseExtent::new(Arc::new(source), caches, len, None)?;
+    Ok(Disk {
+        reader: Arc::new(extent),
+        info: ContainerInfo {
+            format: Format::Vmdk,
+            variant: "seSparse extent".into(),
+            virtual_size: len,
+            sector_size: 512,
+            allocated_bytes: None,
+            notes: vec![
+                "bare SESparse extent without its descriptor: a snapshot's unwritten grains read as zeros, not from its parent".into(),
+            ],
+            chain: Vec::new(),
         },
     })
 }
@@ -1016,7 +1167,7 @@ fn open_sparse_sources(
     let mut sources = HashMap::new();
     let mut gd_budget_bytes = MAX_TOTAL_GD_BYTES;
     for (index, line) in descriptor.extents.iter().enumerate() {
-        if line.kind != "SPARSE" || line.sectors == 0 {
+        if !matches!(line.kind.as_str(), "SPARSE" | "SESPARSE") || line.sectors == 0 {
             continue;
         }
         let what = || format!("VMDK extent {index} of {name}");
@@ -1026,10 +1177,13 @@ fn open_sparse_sources(
         }
         let extent_file = open_file(&extent_path)?;
         let extent_name = display_name(&extent_path);
-        let header = read_sparse_header(extent_file.as_ref(), &extent_name)?;
         let id = u64::try_from(sources.len()).unwrap_or(u64::MAX);
-        let source =
-            SparseSource::open(extent_file, extent_name, &header, id, &mut gd_budget_bytes)?;
+        let source = if line.kind == "SESPARSE" {
+            SparseSource::open_sesparse(extent_file, extent_name, id, &mut gd_budget_bytes)?
+        } else {
+            let header = read_sparse_header(extent_file.as_ref(), &extent_name)?;
+            SparseSource::open(extent_file, extent_name, &header, id, &mut gd_budget_bytes)?
+        };
         sources.insert(extent_path, Arc::new(source));
     }
     Ok(sources)
@@ -1071,6 +1225,7 @@ fn open_descriptor_file(
     path: &Path,
     base_dir: &Path,
     options: &OpenOptions,
+    chain: &Chain,
 ) -> Result<Disk> {
     let name = display_name(path);
     if file.len() > MAX_DESCRIPTOR_BYTES {
@@ -1104,7 +1259,16 @@ fn open_descriptor_file(
             "lists no extents",
         ));
     }
-    let parent = open_parent(&descriptor, base_dir, options)?;
+    let capacity_bytes = descriptor
+        .extents
+        .iter()
+        .try_fold(0u64, |total, line| {
+            line.sectors
+                .checked_mul(SECTOR_BYTES)
+                .and_then(|bytes| total.checked_add(bytes))
+        })
+        .unwrap_or(u64::MAX);
+    let (parent, below) = open_parent(&descriptor, capacity_bytes, options, chain)?.unzip();
     let sources = open_sparse_sources(&descriptor, base_dir, &name)?;
     let max_grain_bytes = sources
         .values()
@@ -1143,7 +1307,7 @@ fn open_descriptor_file(
                 })?;
                 Arc::new(slice)
             }
-            "SPARSE" => {
+            "SPARSE" | "SESPARSE" => {
                 let source = sources.get(&extent_path()?).ok_or_else(|| {
                     Error::corrupt(what(), 0, "sparse extent file was not opened")
                 })?;
@@ -1182,6 +1346,7 @@ fn open_descriptor_file(
                 "descriptor with {} extent(s)",
                 descriptor.extents.len()
             )],
+            chain: below.unwrap_or_default(),
         },
     })
 }
