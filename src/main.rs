@@ -6,7 +6,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod cli;
 mod cmd;
@@ -17,8 +17,7 @@ use cli::{exit, json, Exit};
 #[command(
     name = "winre",
     version,
-    about = "Inspect WinRE inside Windows disk images: offline, read-only, no mounting",
-    after_help = exit::HELP_TABLE
+    about = "Inspect WinRE inside Windows disk images: offline, read-only, no mounting"
 )]
 struct Cli {
     #[command(flatten)]
@@ -32,7 +31,6 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-#[command(after_help = exit::HELP_TABLE)]
 enum Command {
     /// Read standalone WIM files.
     #[command(subcommand)]
@@ -65,6 +63,22 @@ enum Command {
     History(cmd::history::HistoryArgs),
     /// List the WinRE update table in use, with its sources.
     Updates(cmd::history::UpdatesArgs),
+    /// Print the shell completion script (bash, zsh, fish, powershell, elvish) on stdout.
+    Completions(cmd::docs::CompletionsArgs),
+    /// Write the man pages (winre.1, winre-scan.1, ...) into a directory.
+    Man(cmd::docs::ManArgs),
+}
+
+/// The command-line definition: the derive's, with the long version and, at the end of every
+/// command's help, the exit-code table. Completions and man pages come from this too.
+fn command() -> clap::Command {
+    fn with_exit_table(command: clap::Command) -> clap::Command {
+        command
+            .after_help(exit::HELP_TABLE)
+            .mut_subcommands(with_exit_table)
+    }
+    let version: &'static str = Box::leak(cli::version::long_version().into_boxed_str());
+    with_exit_table(Cli::command().long_version(version))
 }
 
 /// Whether the command line asks for JSON on stdout (then errors are a JSON document too).
@@ -75,7 +89,10 @@ fn wants_json(args: &[std::ffi::OsString]) -> bool {
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let json = wants_json(&args);
-    let cli = match Cli::try_parse_from(&args) {
+    let parsed = command()
+        .try_get_matches_from(&args)
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -129,6 +146,8 @@ fn main() -> ExitCode {
         Command::Undo(a) => cmd::undo::run(a),
         Command::History(a) => cmd::history::run(a),
         Command::Updates(a) => cmd::history::run_updates(a),
+        Command::Completions(a) => cmd::docs::completions(a, command()),
+        Command::Man(a) => cmd::docs::man(a, command()),
     };
     match result {
         Ok(code) => code.into(),

@@ -135,7 +135,11 @@ fn check_exit_codes() {
     let missing = winre(&["check", "/nonexistent/disk.img"]);
     assert_eq!(missing.status.code(), Some(2));
     let bad_size = winre(&["check", &img("gpt-after"), "--min-free", "lots"]);
-    assert_eq!(bad_size.status.code(), Some(2));
+    assert_eq!(
+        bad_size.status.code(),
+        Some(64),
+        "a bad SIZE is a usage error"
+    );
 }
 
 #[test]

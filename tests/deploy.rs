@@ -239,3 +239,121 @@ fn kubernetes_manifest_is_an_indexed_job_with_n_shards_and_read_only_images() {
         format!("{}/{list_key}", list_mount["mountPath"].as_str().unwrap())
     );
 }
+
+/// Docker has no engine here, so deploy/Dockerfile is linted: every instruction known, the
+/// final stage's entry point is winre in exec form and is the binary the build stage made, every
+/// COPY source exists in the repository (and is not excluded from the build context), the shard
+/// script is on the PATH for the Kubernetes Job, and the image does not run as root.
+#[test]
+fn dockerfile_lint_entry_point_is_winre() {
+    let text = std::fs::read_to_string(root().join("deploy/Dockerfile")).expect("Dockerfile");
+    let ignore =
+        std::fs::read_to_string(root().join("deploy/Dockerfile.dockerignore")).expect("ignore");
+    let ignored: Vec<&str> = ignore
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    // Join continuation lines; drop comments.
+    let mut instructions: Vec<String> = Vec::new();
+    let mut pending = String::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('#') || (line.is_empty() && pending.is_empty()) {
+            continue;
+        }
+        if let Some(head) = line.strip_suffix('\\') {
+            pending.push_str(head);
+            pending.push(' ');
+            continue;
+        }
+        pending.push_str(line);
+        instructions.push(std::mem::take(&mut pending));
+    }
+    assert!(pending.is_empty(), "a continuation line ends the file");
+    const KNOWN: [&str; 12] = [
+        "FROM",
+        "RUN",
+        "COPY",
+        "WORKDIR",
+        "USER",
+        "ENTRYPOINT",
+        "CMD",
+        "ENV",
+        "ARG",
+        "LABEL",
+        "EXPOSE",
+        "HEALTHCHECK",
+    ];
+    let mut stages: Vec<Vec<(String, String)>> = Vec::new();
+    for instruction in &instructions {
+        let (op, args) = instruction.split_once(' ').unwrap_or((instruction, ""));
+        assert!(KNOWN.contains(&op), "unknown instruction {op:?}");
+        assert_eq!(op, op.to_uppercase(), "{instruction}");
+        if op == "FROM" {
+            let image = args.split_whitespace().next().unwrap();
+            assert!(
+                image.contains(':') && !image.ends_with(":latest"),
+                "{image}: pin a tag"
+            );
+            stages.push(Vec::new());
+        }
+        stages
+            .last_mut()
+            .expect("FROM first")
+            .push((op.to_string(), args.trim().to_string()));
+    }
+    assert_eq!(stages.len(), 2, "a build stage and a small runtime stage");
+    let (build, runtime) = (&stages[0], &stages[1]);
+    assert!(build
+        .iter()
+        .any(|(op, a)| op == "RUN" && a.contains("cargo build --release --locked --bin winre")));
+    for (op, args) in build.iter().chain(runtime) {
+        if op == "COPY" && !args.starts_with("--from") {
+            let source = args.split_whitespace().next().unwrap();
+            if source != "." {
+                assert!(
+                    root().join(source).exists(),
+                    "COPY {source}: not in the repository"
+                );
+                assert!(
+                    !ignored.iter().any(|i| source.starts_with(i)),
+                    "COPY {source}: excluded by the .dockerignore"
+                );
+            }
+        }
+    }
+    let copied: Vec<&str> = runtime
+        .iter()
+        .filter(|(op, _)| op == "COPY")
+        .filter_map(|(_, a)| a.split_whitespace().last())
+        .collect();
+    let entry = runtime
+        .iter()
+        .find(|(op, _)| op == "ENTRYPOINT")
+        .map(|(_, a)| a)
+        .expect("ENTRYPOINT");
+    let entry: Vec<String> = serde_json::from_str(entry).expect("ENTRYPOINT in exec (JSON) form");
+    assert_eq!(entry, ["/usr/local/bin/winre"]);
+    assert!(copied.contains(&"/usr/local/bin/winre"), "{copied:?}");
+    assert!(
+        runtime.iter().any(|(op, a)| op == "COPY"
+            && a.starts_with("--from=build /src/target/release/winre ")),
+        "the runtime stage takes the build stage's binary"
+    );
+    assert!(
+        copied.contains(&"/usr/local/bin/winre-shard.sh"),
+        "{copied:?}"
+    );
+    let user = runtime
+        .iter()
+        .rev()
+        .find(|(op, _)| op == "USER")
+        .map(|(_, a)| a.as_str())
+        .expect("USER");
+    assert!(!user.starts_with('0') && user != "root", "USER {user}");
+    // The Kubernetes Job runs the shard script, which the image has on its PATH.
+    let manifest =
+        std::fs::read_to_string(root().join("deploy/kubernetes/winre-scan-job.yaml")).unwrap();
+    assert!(manifest.contains(r#"command: ["winre-shard.sh"]"#));
+}

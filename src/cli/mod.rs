@@ -4,9 +4,11 @@
 pub mod color;
 pub mod exit;
 pub mod json;
+pub mod output;
 pub mod progress;
 pub mod size;
 pub mod threads;
 pub mod ui;
+pub mod version;
 
 pub use exit::Exit;

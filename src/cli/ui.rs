@@ -38,6 +38,11 @@ fn settings() -> Settings {
     SETTINGS.get().copied().unwrap_or_default()
 }
 
+/// `--quiet`: leave out notes on stderr.
+pub fn quiet() -> bool {
+    settings().flags.quiet
+}
+
 /// Whether to draw progress bars: on a terminal, and not turned off or replaced by JSON.
 pub fn progress() -> bool {
     let s = settings();

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use serde::Serialize;
 use winre_core::problem::ProblemCode;
 use winre_core::scan::{self, Requirement, ScanOptions};
 use winre_core::updates;
@@ -13,7 +14,7 @@ use super::source::{JournalArgs, ParentArgs, RemoteArgs};
 use crate::cli::color::{paint, Tone};
 use crate::cli::size::parse_size;
 use crate::cli::threads::ThreadsArg;
-use crate::cli::{exit, Exit};
+use crate::cli::{exit, json, output, Exit};
 
 /// Arguments of `winre check`.
 #[derive(Args)]
@@ -39,12 +40,35 @@ pub struct CheckArgs {
     pub verify: bool,
     #[command(flatten)]
     pub threads: ThreadsArg,
+    /// One JSON document on stdout: `pass` and, per image, `pass`, `reasons[]` or `error`.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub remote: RemoteArgs,
     #[command(flatten)]
     pub parents: ParentArgs,
     #[command(flatten)]
     pub journal: JournalArgs,
+}
+
+/// `check --json`: the whole run.
+#[derive(Serialize)]
+struct CheckReport {
+    /// Every image read and passed.
+    pass: bool,
+    images: Vec<Verdict>,
+}
+
+/// One image's verdict.
+#[derive(Serialize)]
+struct Verdict {
+    path: String,
+    pass: bool,
+    /// Why it fails, one sentence each (empty when it passes or could not be read).
+    reasons: Vec<String>,
+    /// Why it could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
 }
 
 /// Exit 0 when every image passes, 1 when any fails (one line per reason), 2 when any cannot be
@@ -67,6 +91,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Exit> {
     };
     let mut unreadable = false;
     let mut failed = false;
+    let mut verdicts = Vec::new();
     for outcome in scan_all(
         &args.images,
         args.threads,
@@ -85,24 +110,54 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Exit> {
                     eprintln!("{}: note: {}", report.source.path, p.message);
                 }
                 let reasons = scan::check(&report, &requirement);
-                if reasons.is_empty() {
-                    println!("{}: {}", report.source.path, paint("pass", Tone::Good));
+                failed |= !reasons.is_empty();
+                if args.json {
+                    verdicts.push(Verdict {
+                        path: report.source.path.clone(),
+                        pass: reasons.is_empty(),
+                        reasons,
+                        error: None,
+                    });
+                } else if reasons.is_empty() {
+                    output::print(&format!(
+                        "{}: {}\n",
+                        report.source.path,
+                        paint("pass", Tone::Good)
+                    ))?;
                 } else {
-                    failed = true;
                     for reason in reasons {
-                        println!(
-                            "{}: {}: {reason}",
+                        output::print(&format!(
+                            "{}: {}: {reason}\n",
                             report.source.path,
                             paint("FAIL", Tone::Bad)
-                        );
+                        ))?;
                     }
                 }
             }
+            Outcome::Failed(path, error) if args.json => {
+                unreadable = true;
+                verdicts.push(Verdict {
+                    path: path.display().to_string(),
+                    pass: false,
+                    reasons: Vec::new(),
+                    error: Some(error),
+                });
+            }
             Outcome::Failed(path, error) => {
                 unreadable = true;
-                println!("{}: {}: {error}", path.display(), paint("ERROR", Tone::Bad));
+                output::print(&format!(
+                    "{}: {}: {error}\n",
+                    path.display(),
+                    paint("ERROR", Tone::Bad)
+                ))?;
             }
         }
+    }
+    if args.json {
+        json::print_line(&json::stamped(&CheckReport {
+            pass: !failed && !unreadable,
+            images: verdicts,
+        }))?;
     }
     Ok(if unreadable {
         Exit::Unreadable

@@ -197,7 +197,7 @@ fn finish_info(image: &Path, json: bool, report: &DiskReport) -> anyhow::Result<
             serde_json::to_string_pretty(&crate::cli::json::stamped(&report))?
         );
     } else {
-        print!("{}", render(image, report));
+        crate::cli::output::print(&render(image, report))?;
     }
     let damaged = report.partitions.iter().any(|p| !p.problems.is_empty())
         || report.partition_table.gpt_source == Some(partition::gpt::Source::Backup);
@@ -358,7 +358,9 @@ const BLOCKS_AHEAD: usize = 4;
 fn cat(image: &Path, partition: Option<u32>, parents: &ParentArgs) -> anyhow::Result<Exit> {
     let stdout = io::stdout();
     if stdout.is_terminal() {
-        bail!("refusing to write disk bytes to a terminal; redirect stdout (winre disk cat IMAGE > out.img)");
+        return Err(crate::cli::exit::usage(
+            "refusing to write disk bytes to a terminal; redirect stdout (winre disk cat IMAGE > out.img)",
+        ));
     }
     let disk = open(image, parents)?;
     let source: Arc<dyn ReadAt> = match partition {

@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod disk;
+pub mod docs;
 pub mod extract;
 pub mod history;
 pub mod plan;

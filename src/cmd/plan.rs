@@ -49,7 +49,7 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<Exit> {
             serde_json::to_string_pretty(&crate::cli::json::stamped(&plan))?
         );
     } else {
-        print!("{}", render(&plan));
+        crate::cli::output::print(&render(&plan))?;
     }
     Ok(match plan.verdict {
         Verdict::NothingNeeded => Exit::Ok,

@@ -107,11 +107,25 @@ fn proc_io() -> Option<ProcIo> {
 }
 
 /// Progress bar for moves, and the crash-test hook: `WINRE_TEST_STOP_AFTER_WRITE=N` aborts the
-/// process right after its N-th write (journal and image writes counted together).
+/// process right after its N-th write (journal and image writes counted together). The hook is
+/// only in debug/test builds and with the `crash-hook` feature, never in a plain release build.
 struct CliObserver {
     writes: u64,
     stop_after: Option<u64>,
     bar: Progress,
+}
+
+/// The write after which the crash-test hook aborts, from `WINRE_TEST_STOP_AFTER_WRITE`.
+#[cfg(any(debug_assertions, feature = "crash-hook"))]
+fn crash_hook() -> Option<u64> {
+    std::env::var("WINRE_TEST_STOP_AFTER_WRITE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+}
+
+#[cfg(not(any(debug_assertions, feature = "crash-hook")))]
+fn crash_hook() -> Option<u64> {
+    None
 }
 
 impl Observer for CliObserver {
@@ -332,9 +346,7 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<Exit> {
         let bar = Progress::bytes("moving", 0);
         let mut observer = CliObserver {
             writes: 0,
-            stop_after: std::env::var("WINRE_TEST_STOP_AFTER_WRITE")
-                .ok()
-                .and_then(|v| v.parse().ok()),
+            stop_after: crash_hook(),
             bar,
         };
         if let Some(o) = overlay.as_mut() {

@@ -15,7 +15,7 @@ use crate::cli::size::{human, parse_size, plural};
 use crate::cli::threads::ThreadsArg;
 
 use super::scan_list;
-use crate::cli::{json, Exit};
+use crate::cli::{exit, json, output, Exit};
 
 /// Arguments of `winre scan`.
 #[derive(Args)]
@@ -34,6 +34,9 @@ pub struct ScanArgs {
     /// Write the JSON Lines to FILE (via FILE.partial, renamed when the run completes).
     #[arg(short, long, value_name = "FILE", requires = "from_list")]
     pub output: Option<PathBuf>,
+    /// Overwrite the -o file if it exists.
+    #[arg(long, requires = "output")]
+    pub force: bool,
     /// One JSON object per image per line instead of text.
     #[arg(long)]
     pub json: bool,
@@ -176,6 +179,18 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
         verify: args.verify,
         history: args.history,
     };
+    // clap's `requires` is not enforced beside the positional IMAGEs: check here.
+    if args.from_list.is_none() {
+        let alone = [
+            (args.output.is_some(), "-o/--output"),
+            (args.shard.is_some(), "--shard"),
+        ];
+        if let Some((_, flag)) = alone.iter().find(|(given, _)| *given) {
+            return Err(exit::usage(format!(
+                "{flag} works only with --from-list (scan IMAGE... prints to stdout)"
+            )));
+        }
+    }
     if let Some(list) = &args.from_list {
         if !args.parents.parents.is_empty() {
             return Err(crate::cli::exit::usage(
@@ -189,6 +204,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
                 shard: args.shard,
                 threads: args.threads,
                 output: args.output.as_deref(),
+                force: args.force,
                 stats: args.stats,
                 remote: &args.remote,
             },
@@ -207,13 +223,13 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
     let mut code = Exit::Ok;
     for outcome in &outcomes {
         if args.json {
-            println!("{}", outcome_json(outcome)?);
+            output::print(&format!("{}\n", outcome_json(outcome)?))?;
         }
         match outcome {
             Outcome::Report(report, ms) => {
                 code = code.max(exit_code_of(report));
                 if !args.json {
-                    print!("{}", render_text(report));
+                    output::print(&render_text(report))?;
                 }
                 if args.stats {
                     eprintln!("{}", stats_line(report, *ms));
@@ -222,7 +238,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
             Outcome::Failed(path, error) => {
                 failed = true;
                 if !args.json {
-                    println!("{}\n  error: {error}\n", path.display());
+                    output::print(&format!("{}\n  error: {error}\n\n", path.display()))?;
                 }
             }
         }

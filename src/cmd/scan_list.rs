@@ -25,6 +25,7 @@ use winre_core::scan::ScanOptions;
 
 use super::scan::{outcome_json, scan_one, stats_line, Outcome};
 use super::source::{ParentArgs, RemoteArgs};
+use crate::cli::output;
 use crate::cli::progress::Progress;
 use crate::cli::threads::ThreadsArg;
 use crate::cli::Exit;
@@ -69,6 +70,8 @@ pub struct ListArgs<'a> {
     pub shard: Option<Shard>,
     pub threads: ThreadsArg,
     pub output: Option<&'a Path>,
+    /// Overwrite `output` if it exists.
+    pub force: bool,
     pub stats: bool,
     /// How to reach items that are URLs.
     pub remote: &'a RemoteArgs,
@@ -115,6 +118,9 @@ fn path_from_bytes(bytes: &[u8]) -> PathBuf {
 /// image was read, 2 when any gave an error record.
 pub fn run(args: &ListArgs, options: &ScanOptions) -> anyhow::Result<Exit> {
     let name = args.list.display().to_string();
+    if let Some(path) = args.output {
+        output::check_new(path, args.force)?;
+    }
     let items = if args.list == Path::new("-") {
         read_list(io::stdin().lock(), "the list on stdin")?
     } else {

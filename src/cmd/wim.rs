@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::cli::Exit;
+use crate::cli::{exit, Exit};
 use anyhow::Context;
 use clap::Subcommand;
 use sha1::Digest;
@@ -276,13 +276,27 @@ fn cat(file: &Path, image: &str, path: &str) -> anyhow::Result<Exit> {
         )
     })?;
     let mut stdout = std::io::stdout().lock();
+    // Text may go to a terminal, binary (a NUL in the first piece, as less and git judge) not.
+    let mut unchecked = std::io::IsTerminal::is_terminal(&stdout);
+    let mut binary = false;
     let mut hasher = sha1::Sha1::new();
     let result = wim.stream_blob(blob, |piece| {
+        if std::mem::take(&mut unchecked) && piece.contains(&0) {
+            binary = true;
+            return Err(Fault::Read(winre_wim::Error::Io(std::io::Error::other(
+                "binary",
+            ))));
+        }
         hasher.update(piece);
         stdout
             .write_all(piece)
             .map_err(|e| Fault::Read(winre_wim::Error::Io(e)))
     });
+    if binary {
+        return Err(exit::usage(format!(
+            "{path}: binary data; refusing to write it to a terminal (redirect stdout to a file)"
+        )));
+    }
     match result {
         Err(Fault::Read(winre_wim::Error::Io(e))) if e.kind() == std::io::ErrorKind::BrokenPipe => {
             return Ok(Exit::Ok)

@@ -4,10 +4,11 @@ mod html;
 mod records;
 mod summary;
 
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use crate::cli::output;
+use crate::cli::size::plural;
 use crate::cli::Exit;
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -34,6 +35,9 @@ pub struct MergeArgs {
     /// Print the summary as one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Overwrite the CSV file if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Arguments of `winre report html`.
@@ -42,27 +46,60 @@ pub struct HtmlArgs {
     /// JSON Lines files written by `winre scan --json` or `--from-list` (`-`: stdin).
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
-    /// The page to write.
+    /// The page to write (`-`: stdout).
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
+    /// Overwrite the page if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
+
+/// Lines that are not scan records shown on stderr; the rest are counted.
+const MALFORMED_SHOWN: usize = 5;
 
 /// Exit 0 when every line was a scan record, 2 when some were not (they are named on stderr and
 /// left out). Error records of unreadable images are counted, not an error of the report.
 pub fn run(command: &ReportCommand) -> anyhow::Result<Exit> {
-    let inputs = match command {
-        ReportCommand::Merge(a) => &a.inputs,
-        ReportCommand::Html(a) => &a.inputs,
+    let (inputs, output, force) = match command {
+        ReportCommand::Merge(a) => (&a.inputs, a.csv.as_deref(), a.force),
+        ReportCommand::Html(a) => (&a.inputs, Some(a.output.as_path()), a.force),
     };
+    if let Some(path) = output {
+        output::check_new(path, force)?;
+    }
     let loaded = records::load(inputs)?;
-    for line in &loaded.malformed {
+    for line in loaded.malformed.iter().take(MALFORMED_SHOWN) {
         eprintln!("winre: {line}");
+    }
+    if let Some(more) = loaded
+        .malformed
+        .len()
+        .checked_sub(MALFORMED_SHOWN)
+        .filter(|&n| n > 0)
+    {
+        eprintln!(
+            "winre: ... and {}",
+            plural(
+                more as u64,
+                "more line that is not a scan record",
+                "more lines that are not scan records"
+            )
+        );
+    }
+    for file in &loaded.given_up {
+        eprintln!("winre: {file}");
+    }
+    if loaded.rows.is_empty() {
+        anyhow::bail!(
+            "no scan records in {}: nothing written (the input must be the JSON Lines of `winre scan --json` or `--from-list`)",
+            inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
     }
     let summary = summary::summarize(&loaded);
     match command {
         ReportCommand::Merge(args) => {
             if let Some(csv) = &args.csv {
-                write_to(csv, |out| summary::write_csv(&loaded.rows, out))?;
+                write_to(csv, args.force, |out| summary::write_csv(&loaded.rows, out))?;
             }
             if args.json {
                 println!(
@@ -70,12 +107,14 @@ pub fn run(command: &ReportCommand) -> anyhow::Result<Exit> {
                     serde_json::to_string_pretty(&crate::cli::json::stamped(&summary))?
                 );
             } else {
-                print!("{}", summary::render_text(&summary));
+                output::print(&summary::render_text(&summary))?;
             }
         }
         ReportCommand::Html(args) => {
             let page = html::render(&summary, &loaded.rows);
-            write_to(&args.output, |out| out.write_all(page.as_bytes()))?;
+            write_to(&args.output, args.force, |out| {
+                out.write_all(page.as_bytes())
+            })?;
         }
     }
     Ok(if loaded.malformed.is_empty() {
@@ -88,14 +127,15 @@ pub fn run(command: &ReportCommand) -> anyhow::Result<Exit> {
 /// Writes a file through a buffer (`-`: stdout), naming it in any error.
 fn write_to(
     path: &Path,
+    force: bool,
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> anyhow::Result<()> {
     let name = path.display();
-    if path == Path::new("-") {
+    if output::is_stdout(path) {
         let mut out = BufWriter::new(io::stdout().lock());
         write(&mut out).and_then(|()| out.flush())
     } else {
-        let file = File::create(path).with_context(|| format!("creating {name}"))?;
+        let file = output::create(path, force)?;
         let mut out = BufWriter::new(file);
         write(&mut out).and_then(|()| out.flush())
     }

@@ -201,7 +201,12 @@ pub struct Loaded {
     pub rows: Vec<Row>,
     /// `FILE line N: why`, for each line that is not a scan record.
     pub malformed: Vec<String>,
+    /// Files given up on after only bad lines, each with why.
+    pub given_up: Vec<String>,
 }
+
+/// A file whose first this many lines are all not scan records is given up on.
+const GIVE_UP_AFTER_BAD_LINES: usize = 5;
 
 /// Reads JSON Lines files (`-` is stdin); blank lines are skipped.
 pub fn load(paths: &[impl AsRef<Path>]) -> anyhow::Result<Loaded> {
@@ -223,6 +228,7 @@ pub fn load(paths: &[impl AsRef<Path>]) -> anyhow::Result<Loaded> {
 fn load_one(reader: impl Read, name: &str, loaded: &mut Loaded) -> anyhow::Result<()> {
     let mut reader = BufReader::new(reader);
     let mut line = Vec::new();
+    let (mut good, mut bad) = (0usize, 0usize);
     for number in 1u64.. {
         line.clear();
         let read = (&mut reader)
@@ -239,6 +245,13 @@ fn load_one(reader: impl Read, name: &str, loaded: &mut Loaded) -> anyhow::Resul
             Ok(text) => text.trim(),
             Err(e) => {
                 loaded.malformed.push(format!("{name} line {number}: {e}"));
+                bad += 1;
+                if good == 0 && bad >= GIVE_UP_AFTER_BAD_LINES {
+                    loaded.given_up.push(format!(
+                        "{name}: stopped after {bad} lines that are not text (is it the JSON Lines of `winre scan --json`?)"
+                    ));
+                    break;
+                }
                 continue;
             }
         };
@@ -246,10 +259,24 @@ fn load_one(reader: impl Read, name: &str, loaded: &mut Loaded) -> anyhow::Resul
             continue;
         }
         match parse_line(text) {
-            Ok(row) => loaded.rows.push(row),
-            Err(why) => loaded
-                .malformed
-                .push(format!("{name} line {number}: not a scan record: {why}")),
+            Ok(row) => {
+                loaded.rows.push(row);
+                good += 1;
+            }
+            Err(why) => {
+                loaded
+                    .malformed
+                    .push(format!("{name} line {number}: not a scan record: {why}"));
+                bad += 1;
+            }
+        }
+        // A file that starts with only bad lines is not JSON Lines from winre: stop reading it
+        // rather than name each of its lines.
+        if good == 0 && bad >= GIVE_UP_AFTER_BAD_LINES {
+            loaded.given_up.push(format!(
+                "{name}: stopped after {bad} lines that are not scan records (is it the JSON Lines of `winre scan --json`?)"
+            ));
+            break;
         }
     }
     Ok(())
