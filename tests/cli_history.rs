@@ -63,10 +63,8 @@ fn build(disk: &Disk) -> String {
             .collect()
     };
     let mut system = filler(1);
-    let mut next = 51;
-    for mut e in disk.system.iter().cloned() {
-        e.record_id = next;
-        next += 1;
+    for (record_id, mut e) in (51..).zip(disk.system.iter().cloned()) {
+        e.record_id = record_id;
         system.push(e);
     }
     write_checked(&root.join(LOGS).join("System.evtx"), &system);

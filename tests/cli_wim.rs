@@ -163,7 +163,7 @@ fn verify_exit_codes() {
         "lots",
         damaged.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(64), "a bad SIZE is a usage error");
     // wimlib agrees that it is damaged.
     let theirs = Command::new("wimlib-imagex")
         .args(["verify", damaged.to_str().unwrap()])

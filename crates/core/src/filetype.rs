@@ -39,6 +39,11 @@ pub fn name_of(head: &[u8]) -> Option<&'static str> {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::arithmetic_side_effects
+)]
 mod tests {
     use super::*;
 

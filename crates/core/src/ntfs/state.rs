@@ -112,6 +112,11 @@ pub fn restart_page_unclean(page: &[u8]) -> Option<String> {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::arithmetic_side_effects
+)]
 mod tests {
     use super::*;
 

@@ -8,7 +8,14 @@
 //! ones refer to it, as Windows writes them. Names are stored once per chunk and linked from the
 //! chunk's string table. Every fixture is read back with python-evtx before a test uses it.
 
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::collections::HashMap;
 
