@@ -447,7 +447,7 @@ fn fixed_vhd_is_written_and_a_refused_qcow2_is_left_alone() {
     let (out, _) = resize(&qcow, &[]);
     assert_eq!(out.status.code(), Some(3));
     assert!(
-        text(&out.stderr).contains("manual work"),
+        text(&out.stderr).contains("refused"),
         "{}",
         text(&out.stderr)
     );
