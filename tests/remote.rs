@@ -566,7 +566,7 @@ fn multi_file_and_differencing_images_are_refused_over_urls() {
         Duration::from_secs(30),
     );
     assert!(
-        said.contains("differencing images over a URL are not supported"),
+        said.contains("parents are not fetched over a URL"),
         "{said}"
     );
 }
